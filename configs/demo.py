@@ -1,0 +1,23 @@
+r"""configs/mtl.py shrunk to run in a few minutes on a laptop CPU, on the embedded sample.
+
+    python -m fashion_jax.main --config=configs/demo.py --workdir=runs/demo
+
+Same tasks and losses as mtl.py; a ResNet-18 at 64 px instead of a ResNet-50 at 96 px.
+"""
+
+from fashion_jax.config_lib import load_sibling_config
+
+
+def get_config():
+  config = load_sibling_config(__file__, "mtl")
+  config.data.root = ""  # The embedded sample: 480 real images, no download.
+  config.data.image_size = 64
+  config.model.name = "resnet18"
+  for task in config.tasks.values():
+    task.min_count = 2
+  config.num_epochs = 15
+  config.optimizer.warmup_steps = 30
+  config.log_every_steps = 12
+  config.eval_every_steps = 60
+  config.checkpoint.every_steps = 60
+  return config

@@ -1,0 +1,1 @@
+"""Datasets: sources of rows, label vocabularies, splits and the grain input pipeline."""

@@ -1,0 +1,43 @@
+"""Collects the problems found in a dataset so that a run reports them instead of crashing."""
+
+import collections
+import dataclasses
+import json
+import os
+
+from absl import logging
+
+_EXAMPLES_KEPT = 5
+
+
+@dataclasses.dataclass
+class DataReport:
+  """Problems found while reading one source, grouped by kind.
+
+  Each kind keeps a count and the first few places (file:line or id), which is what
+  a user needs to find and fix the rows.
+  """
+
+  source: str
+  counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  examples: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+
+  def add(self, kind: str, where: str) -> None:
+    self.counts[kind] += 1
+    if len(self.examples[kind]) < _EXAMPLES_KEPT:
+      self.examples[kind].append(where)
+
+  def log(self) -> None:
+    for kind, count in sorted(self.counts.items()):
+      logging.warning("%s: %d %s (first: %s)", self.source, count, kind,
+                      ", ".join(self.examples[kind]))
+
+  def to_dict(self) -> dict:
+    return {"source": self.source,
+            "problems": {k: {"count": c, "first": self.examples[k]}
+                         for k, c in sorted(self.counts.items())}}
+
+  def save(self, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(self.to_dict(), f, indent=2)

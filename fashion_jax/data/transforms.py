@@ -1,0 +1,64 @@
+"""Image decoding and augmentation on the host (numpy, uint8).
+
+One decoder serves training, evaluation and prediction, so a model sees the same
+preprocessing everywhere.
+"""
+
+import io
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+_JPEG_MAGIC = b"\xff\xd8"
+_PAD_VALUE = 255  # Product photos are shot on white; pad with white, not black.
+
+
+class ImageDecodeError(ValueError):
+  pass
+
+
+def _decode_any(data: bytes, size: int) -> np.ndarray:
+  if data[:2] == _JPEG_MAGIC:
+    try:
+      # Let libjpeg-turbo downscale during decoding (DCT scaling): far less work for
+      # large photos; the result is still at least `size` on each side.
+      return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=size, min_width=size)
+    except ValueError:
+      pass  # CMYK or unusual JPEGs: PIL below handles them.
+  with Image.open(io.BytesIO(data)) as image:
+    image.draft("RGB", (size, size))
+    if image.mode in ("RGBA", "LA", "P"):
+      image = image.convert("RGBA")
+      background = Image.new("RGBA", image.size, (_PAD_VALUE,) * 4)
+      image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("RGB"))
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+  """Encoded image -> uint8 [size, size, 3], aspect kept and padded with white.
+
+  Padding instead of cropping keeps the whole product in view (shoes and bags are
+  often wide, dresses tall), which the category and colour labels depend on.
+  """
+  if not data:
+    raise ImageDecodeError("empty file")
+  try:
+    pixels = _decode_any(data, size)
+  except (OSError, ValueError, Image.DecompressionBombError) as e:
+    raise ImageDecodeError(str(e)) from e
+  h, w = pixels.shape[:2]
+  if (h, w) == (size, size):
+    return np.ascontiguousarray(pixels)
+  scale = size / max(h, w)
+  new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+  resized = np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.BILINEAR))
+  out = np.full((size, size, 3), _PAD_VALUE, np.uint8)
+  top, left = (size - new_h) // 2, (size - new_w) // 2
+  out[top:top + new_h, left:left + new_w] = resized
+  return out
+
+
+def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """Horizontal flip with probability 1/2 (labels here are all left-right symmetric)."""
+  return image[:, ::-1] if rng.random() < 0.5 else image

@@ -1,0 +1,127 @@
+"""ResNet family (v1.5, as torchvision: stride on the 3x3 conv) in Flax NNX.
+
+Padding is explicit and symmetric, as in torchvision: flax's 'SAME' pads stride-2
+convs asymmetrically, which changes the function (pretrained weights would not match)
+and hits a slower path in XLA:CPU.
+"""
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from fashion_jax.errors import ConfigError
+
+# He-normal over fan-out, as torchvision initialises its ResNets.
+_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def conv(in_ch: int, out_ch: int, kernel: int, stride: int, dtype, rngs: nnx.Rngs) -> nnx.Conv:
+  pad = (kernel - 1) // 2
+  return nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride,
+                  padding=((pad, pad), (pad, pad)), use_bias=False,
+                  kernel_init=_conv_init, dtype=dtype, rngs=rngs)
+
+
+def batch_norm(channels: int, dtype, rngs: nnx.Rngs, zero_scale: bool = False) -> nnx.BatchNorm:
+  # Zero-initialising the last BN of each residual branch makes every block start as
+  # the identity, which trains deep ResNets from scratch more stably (Goyal et al. 2017).
+  scale_init = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
+  return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                       scale_init=scale_init, rngs=rngs)
+
+
+class Shortcut(nnx.Module):
+  """1x1 projection when a block changes resolution or width."""
+
+  def __init__(self, in_ch, out_ch, stride, dtype, rngs):
+    self.conv = conv(in_ch, out_ch, 1, stride, dtype, rngs)
+    self.bn = batch_norm(out_ch, dtype, rngs)
+
+  def __call__(self, x, train: bool):
+    return self.bn(self.conv(x), use_running_average=not train)
+
+
+class BasicBlock(nnx.Module):
+  expansion = 1
+
+  def __init__(self, in_ch: int, width: int, stride: int, dtype, rngs: nnx.Rngs):
+    out_ch = width * self.expansion
+    self.conv1 = conv(in_ch, width, 3, stride, dtype, rngs)
+    self.bn1 = batch_norm(width, dtype, rngs)
+    self.conv2 = conv(width, out_ch, 3, 1, dtype, rngs)
+    self.bn2 = batch_norm(out_ch, dtype, rngs, zero_scale=True)
+    self.shortcut = (Shortcut(in_ch, out_ch, stride, dtype, rngs)
+                     if stride != 1 or in_ch != out_ch else None)
+
+  def __call__(self, x, train: bool):
+    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
+    y = self.bn2(self.conv2(y), use_running_average=not train)
+    residual = x if self.shortcut is None else self.shortcut(x, train)
+    return nnx.relu(y + residual)
+
+
+class Bottleneck(nnx.Module):
+  expansion = 4
+
+  def __init__(self, in_ch: int, width: int, stride: int, dtype, rngs: nnx.Rngs):
+    out_ch = width * self.expansion
+    self.conv1 = conv(in_ch, width, 1, 1, dtype, rngs)
+    self.bn1 = batch_norm(width, dtype, rngs)
+    self.conv2 = conv(width, width, 3, stride, dtype, rngs)
+    self.bn2 = batch_norm(width, dtype, rngs)
+    self.conv3 = conv(width, out_ch, 1, 1, dtype, rngs)
+    self.bn3 = batch_norm(out_ch, dtype, rngs, zero_scale=True)
+    self.shortcut = (Shortcut(in_ch, out_ch, stride, dtype, rngs)
+                     if stride != 1 or in_ch != out_ch else None)
+
+  def __call__(self, x, train: bool):
+    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
+    y = nnx.relu(self.bn2(self.conv2(y), use_running_average=not train))
+    y = self.bn3(self.conv3(y), use_running_average=not train)
+    residual = x if self.shortcut is None else self.shortcut(x, train)
+    return nnx.relu(y + residual)
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  block: Callable
+  stage_sizes: tuple[int, ...]
+
+
+ARCHITECTURES = {
+    "resnet_tiny": Architecture(BasicBlock, (1, 1, 1, 1)),
+    "resnet18": Architecture(BasicBlock, (2, 2, 2, 2)),
+    "resnet34": Architecture(BasicBlock, (3, 4, 6, 3)),
+    "resnet50": Architecture(Bottleneck, (3, 4, 6, 3)),
+    "resnet101": Architecture(Bottleneck, (3, 4, 23, 3)),
+}
+
+
+class ResNet(nnx.Module):
+  """Backbone: images [B, H, W, 3] (normalised) -> pooled features [B, num_features]."""
+
+  def __init__(self, name: str, *, width: int = 64, dtype=jnp.float32, rngs: nnx.Rngs):
+    if name not in ARCHITECTURES:
+      raise ConfigError(f"config.model.name={name!r} is not one of {sorted(ARCHITECTURES)}.")
+    arch = ARCHITECTURES[name]
+    self.stem_conv = conv(3, width, 7, 2, dtype, rngs)
+    self.stem_bn = batch_norm(width, dtype, rngs)
+    blocks = []
+    in_ch = width
+    for stage, size in enumerate(arch.stage_sizes):
+      stage_width = width * 2**stage
+      for i in range(size):
+        stride = 2 if stage > 0 and i == 0 else 1
+        blocks.append(arch.block(in_ch, stage_width, stride, dtype, rngs))
+        in_ch = stage_width * arch.block.expansion
+    self.blocks = nnx.List(blocks)
+    self.num_features = in_ch
+
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=not train))
+    x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for block in self.blocks:
+      x = block(x, train)
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
