@@ -32,11 +32,13 @@ def maybe_initialize_distributed(requested: bool) -> None:
   jax.distributed.initialize()
 
 
-def make_mesh() -> jax.sharding.Mesh:
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D 'data' mesh over `devices` (default: every device of every process)."""
   # Auto axes: the compiler propagates shardings (GSPMD). With Explicit axes (the
   # default of recent jax.make_mesh) every batch x batch op, such as the triplet
   # loss's distance matrix, would need a hand-written sharding.
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
                        axis_types=(jax.sharding.AxisType.Auto,))
 
 

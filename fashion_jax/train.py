@@ -61,7 +61,7 @@ def train_step(graphdef, state, batch, *, tasks):
   (_, losses), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
   metrics = {f"loss/{name}": value for name, value in losses.items()}
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree.norm(grads)
   return nnx.state((model, optimizer)), metrics
 
 

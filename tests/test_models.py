@@ -1,0 +1,64 @@
+"""The ResNet family and the multi-task heads."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data.vocab import Vocab
+from fashion_jax.errors import ConfigError
+from fashion_jax.models import build_model
+from fashion_jax.models.resnet import ResNet
+from fashion_jax.tasks import task_config
+
+
+def _param_count(module) -> int:
+  return sum(x.size for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+@pytest.mark.parametrize("name, params, features", [
+    # torchvision's counts without the fc layer.
+    ("resnet18", 11_176_512, 512),
+    ("resnet34", 21_284_672, 512),
+    ("resnet50", 23_508_032, 2048),
+    ("resnet101", 42_500_160, 2048),
+])
+def test_architectures_match_torchvision_sizes(name, params, features):
+  model = nnx.eval_shape(lambda: ResNet(name, rngs=nnx.Rngs(0)))  # Shapes only: no compute.
+  assert _param_count(model) == params
+  assert model.num_features == features
+
+
+def test_unknown_architecture_names_the_field():
+  with pytest.raises(ConfigError, match="config.model.name='resnet9'"):
+    ResNet("resnet9", rngs=nnx.Rngs(0))
+
+
+def test_each_head_has_its_shape_and_embeddings_are_unit_length():
+  tasks = tasks_lib.parse_tasks(ml_collections.ConfigDict({
+      "colour": task_config("softmax", "baseColour"),
+      "tags": task_config("sigmoid", "tags"),
+      "embedding": task_config("embedding", "articleType", dim=12),
+  }))
+  vocabs = {"colour": Vocab("baseColour", list("abcde")), "tags": Vocab("tags", list("xyz"), "|"),
+            "embedding": Vocab("articleType", list("pq"))}
+  model_config = ml_collections.ConfigDict({"name": "resnet_tiny", "width": 8, "dtype": "float32"})
+  model = build_model(model_config, tasks, vocabs, seed=0)
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)), jnp.uint8)
+  for train in (True, False):
+    out = model(images, train=train)
+    assert out["colour"].shape == (3, 5) and out["tags"].shape == (3, 3)
+    assert out["embedding"].shape == (3, 12)
+    np.testing.assert_allclose(jnp.linalg.norm(out["embedding"], axis=1), 1.0, rtol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  model_config = ml_collections.ConfigDict({"name": "resnet_tiny", "width": 8, "dtype": "bfloat16"})
+  tasks = tasks_lib.parse_tasks(ml_collections.ConfigDict({"t": task_config("softmax", "c")}))
+  model = build_model(model_config, tasks, {"t": Vocab("c", ["a", "b"])}, seed=0)
+  out = model(jnp.zeros((2, 32, 32, 3), jnp.uint8))
+  assert out["t"].dtype == jnp.float32
+  assert {x.dtype for x in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}

@@ -1,0 +1,108 @@
+"""Sources: the Kaggle folder layout and Hugging Face datasets read into the same Table."""
+
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from conftest import SAMPLE_COLUMNS, read_sample_rows
+from fashion_jax.data import sources
+from fashion_jax.data.report import DataReport
+from fashion_jax.errors import DataError
+
+
+def _data_config(**kw):
+  return ml_collections.ConfigDict({"source": "product_images", "root": "",
+                                    "csv_name": "styles.csv", "hf_split": "train", **kw})
+
+
+def test_embedded_sample_matches_its_csv():
+  table, report = sources.load_product_images(_data_config(), ["articleType", "gender"])
+  rows = read_sample_rows()
+  assert len(table) == len(rows) >= 300
+  assert list(table.ids) == [r["id"] for r in rows]
+  assert list(table.columns["gender"]) == [r["gender"] for r in rows]
+  assert table.image(0)[:2] == b"\xff\xd8"
+  assert not report.counts
+
+
+def test_messy_csv_is_reported_and_skipped_not_fatal(product_tree):
+  report = DataReport("test")
+  ids, values, paths = sources.read_styles_csv(
+      str(product_tree / "styles.csv"), str(product_tree / "images"),
+      ["baseColour", "tags", "productDisplayName"], report)
+  rows = read_sample_rows()[:80]
+  assert len(ids) == 78  # 80 minus the missing image and the truncated row.
+  assert rows[3]["id"] not in ids and rows[4]["id"] not in ids
+  # Unquoted commas in the last, free-text column are rejoined, not dropped.
+  assert values["productDisplayName"][1].endswith(", Pack of 2, Blue")
+  assert values["baseColour"][2] == ""
+  csv_path = str(product_tree / "styles.csv")
+  assert report.counts["ids without an image file"] == 1
+  assert report.examples["ids without an image file"] == [f"{rows[3]['id']} ({csv_path}:5)"]
+  assert report.examples["malformed rows (wrong number of fields)"] == [f"{csv_path}:6"]
+  assert report.counts["empty 'baseColour' labels (masked for that task)"] == 1
+  assert all(os.path.exists(p) for p in paths)
+
+
+def test_extra_commas_without_free_text_column_are_skipped(tmp_path):
+  os.makedirs(tmp_path / "images")
+  for i in (1, 2):
+    (tmp_path / "images" / f"{i}.jpg").write_bytes(b"x")
+  (tmp_path / "styles.csv").write_text("id,gender\n1,Men\n2,Women,Extra\n")
+  report = DataReport("t")
+  ids, _, _ = sources.read_styles_csv(str(tmp_path / "styles.csv"), str(tmp_path / "images"),
+                                      ["gender"], report)
+  assert ids == ["1"]
+  assert report.counts["malformed rows (wrong number of fields)"] == 1
+
+
+def test_bom_is_ignored_and_missing_columns_name_the_file(tmp_path):
+  os.makedirs(tmp_path / "images")
+  (tmp_path / "images" / "7.jpg").write_bytes(b"x")
+  (tmp_path / "styles.csv").write_bytes("\ufeffid,gender\n7,Men\n".encode("utf-8"))
+  table, _ = sources.load_product_images(_data_config(root=str(tmp_path)), ["gender"])
+  assert list(table.ids) == ["7"]
+  with pytest.raises(DataError, match=r"styles.csv: missing column\(s\) \['usage'\]"):
+    sources.load_product_images(_data_config(root=str(tmp_path)), ["usage"])
+
+
+def test_unknown_source_names_the_field():
+  with pytest.raises(DataError, match="config.data.source='kaggle'"):
+    sources.load_source(_data_config(source="kaggle"), ["gender"])
+
+
+def _local_hf_dataset(n=40):
+  """The HF fashion-product-images-small schema, built from the embedded images."""
+  import datasets
+  rows = read_sample_rows()[:n]
+  data = {c: [r[c] for r in rows] for c in SAMPLE_COLUMNS}
+  data["id"] = [int(r["id"]) for r in rows]
+  data["year"] = [int(r["year"]) for r in rows]
+  data["usage"][0] = None  # The hub copy has missing values in several label columns.
+  data["image"] = [os.path.join(sources.SAMPLE_DIR, "images", f"{r['id']}.jpg") for r in rows]
+  features = datasets.Features({**{c: datasets.Value("string") for c in SAMPLE_COLUMNS},
+                                "id": datasets.Value("int64"), "year": datasets.Value("int64"),
+                                "image": datasets.Image()})
+  return datasets.Dataset.from_dict(data, features=features), rows
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_hugging_face_source_reads_local_copies(tmp_path, layout):
+  dataset, rows = _local_hf_dataset()
+  if layout == "save_to_disk":
+    path = str(tmp_path / "hf")
+    dataset.save_to_disk(path)
+  else:
+    path = str(tmp_path / "train.parquet")
+    dataset.to_parquet(path)
+  table, report = sources.load_source(
+      _data_config(source="hugging_face", root=path), ["articleType", "usage", "year"])
+  assert list(table.ids) == [r["id"] for r in rows]
+  assert list(table.columns["articleType"]) == [r["articleType"] for r in rows]
+  assert table.columns["usage"][0] == "" and table.columns["year"][1] == rows[1]["year"]
+  assert report.counts["empty 'usage' labels (masked for that task)"] == 1
+  with open(os.path.join(sources.SAMPLE_DIR, "images", f"{rows[5]['id']}.jpg"), "rb") as f:
+    assert table.image(5) == f.read()
+  assert np.all(table.rows == np.arange(len(rows)))

@@ -1,0 +1,192 @@
+"""The train step, its data-parallel form, checkpoint round trips and the main entry point."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_config
+from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import optim, parallel, train
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import pipeline
+
+
+def _setup(config, mesh=None):
+  mesh = mesh or parallel.make_mesh()
+  tasks = tasks_lib.parse_tasks(config.tasks)
+  data = pipeline.prepare_data(config, tasks, None)
+  tx, _ = optim.make_optimizer(config.optimizer, 100)
+  graphdef, state = train.create_train_state(config, tasks, data.vocabs, tx, mesh)
+  train_fn, eval_fn = train.compile_steps(graphdef, tasks, mesh)
+  return tasks, data, state, train_fn, eval_fn, mesh
+
+
+def test_losses_fall_on_a_fixed_batch():
+  config = tiny_config()
+  config.optimizer.schedule = "constant"
+  config.optimizer.learning_rate = 3e-3
+  tasks, data, state, train_fn, _, mesh = _setup(config)
+  batch = parallel.shard_batch(next(pipeline.train_iterator(
+      data.splits["train"], config.data, 16, 0)), mesh)
+  history = []
+  for _ in range(15):
+    state, metrics = train_fn(state, batch)
+    history.append(jax.device_get(metrics))
+  for task in ("articleType", "gender", "embedding", "total"):
+    first, last = history[0][f"loss/{task}"], history[-1][f"loss/{task}"]
+    assert last < 0.7 * first, (task, first, last)
+  total = history[0]["loss/total"]
+  weighted = sum(t.weight * history[0][f"loss/{t.name}"] for t in tasks)
+  np.testing.assert_allclose(total, weighted, rtol=1e-5)
+
+
+def test_eval_reports_every_metric_of_every_task():
+  config = tiny_config()
+  tasks, data, state, _, eval_fn, mesh = _setup(config)
+  batches = pipeline.eval_batches(data.splits["val"], config.data, 16)
+  results = train.evaluate(eval_fn, state, batches, tasks, mesh, "val")
+  assert sorted(results) == sorted(tasks_lib.metric_keys(tasks, "val"))
+  assert all(np.isfinite(v) for v in results.values())
+  assert 0 <= results["val/articleType/accuracy"] <= 1
+
+
+_SHARDED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {tests!r})
+    import jax, numpy as np
+    from conftest import tiny_config
+    from test_train import _setup
+    from fashion_jax import parallel
+    from fashion_jax.data import pipeline
+    from fashion_jax.tasks import task_config
+    assert jax.device_count() == 4, jax.devices()
+    softmax_only = tiny_config(tasks={{"a": task_config("softmax", "articleType"),
+                                      "g": task_config("softmax", "gender")}})
+    # SGD: the update is linear in the gradient. (Adam's first steps divide by the
+    # gradient's own magnitude, so round-off in near-zero gradients becomes lr-sized.)
+    softmax_only.optimizer.name = "sgd"
+    out = {{}}
+    for name, config, steps in (("softmax", softmax_only, 2), ("all", tiny_config(), 1)):
+      for n in (1, 4):
+        tasks, data, state, train_fn, _, mesh = _setup(config, parallel.make_mesh(jax.devices()[:n]))
+        batch = next(pipeline.train_iterator(data.splits["train"], config.data, 16, 0))
+        batch = parallel.shard_batch(batch, mesh)
+        assert len(batch["image"].sharding.device_set) == n
+        for _ in range(steps):
+          state, metrics = train_fn(state, batch)
+        out[name, n] = ([np.asarray(x) for x in jax.tree.leaves(state)],
+                        {{k: float(v) for k, v in metrics.items()}})
+    leaf_errors = [float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+                   for a, b in zip(out["softmax", 1][0], out["softmax", 4][0])]
+    print(json.dumps({{"max_relative_leaf_error": max(leaf_errors),
+                      "metrics": {{f"{{k[0]}}/{{k[1]}}": v[1] for k, v in out.items()}}}}))
+""")
+
+
+def test_sharded_step_on_4_devices_matches_1_device():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+         "JAX_PLATFORMS": "cpu"}
+  script = _SHARDED_SCRIPT.format(tests=os.path.join(REPO, "tests"))
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  # Same global batch, BatchNorm over the global batch: equal up to summation order.
+  # (Per-device BatchNorm statistics would differ by O(1) here.)
+  assert out["max_relative_leaf_error"] < 1e-3, out
+  metrics = out["metrics"]
+  for name in ("softmax", "all"):
+    for key, value in metrics[f"{name}/1"].items():
+      # The batch-hard triplet picks its hardest pairs by comparing distances, so
+      # round-off can move its gradient: compare losses tightly, the norm loosely.
+      rtol = 1e-2 if key == "grad_norm" and name == "all" else 1e-4
+      np.testing.assert_allclose(metrics[f"{name}/4"][key], value, rtol=rtol, err_msg=key)
+
+
+def test_checkpoint_round_trip_restores_state_and_data_position(tmp_path):
+  config = tiny_config()
+  tasks, data, state, train_fn, _, mesh = _setup(config)
+  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
+  for _ in range(2):
+    state, _ = train_fn(state, parallel.shard_batch(next(it), mesh))
+  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
+  ckpts.save(2, state, it, metrics={"val/articleType/accuracy": 0.5})
+  ckpts.wait()
+  saved = [np.asarray(x) for x in jax.tree.leaves(state)]
+  expected_batch = next(it)
+  state, _ = train_fn(state, parallel.shard_batch(expected_batch, mesh))
+  expected_after = [np.asarray(x) for x in jax.tree.leaves(state)]
+
+  # A fresh process's view: new state, new iterator, restored from disk.
+  _, _, fresh, train_fn2, _, _ = _setup(config)
+  fresh_it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
+  reopened = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
+  assert reopened.latest_step() == 2
+  restored = reopened.restore(2, fresh, fresh_it)
+  for a, b in zip(saved, jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  batch = next(fresh_it)
+  np.testing.assert_array_equal(batch["image"], expected_batch["image"])
+  restored, _ = train_fn2(restored, parallel.shard_batch(batch, mesh))
+  for a, b in zip(expected_after, jax.tree.leaves(restored)):
+    np.testing.assert_allclose(a, np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_restoring_into_another_model_lists_the_differences(tmp_path):
+  from fashion_jax.errors import CheckpointMismatchError
+  config = tiny_config()
+  tasks, data, state, _, _, _ = _setup(config)
+  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
+  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
+  ckpts.save(1, state, it)
+  ckpts.wait()
+  other = tiny_config()
+  other.model.width = 16
+  with pytest.raises(CheckpointMismatchError, match="'width': {'checkpoint': 8, 'config': 16}"):
+    checkpoint_lib.Checkpoints(str(tmp_path), other, tasks).restore(1, state, it)
+
+
+def _run_main(workdir, *overrides):
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/default.py",
+          f"--workdir={workdir}", "--config.model.name=resnet_tiny", "--config.model.width=8",
+          "--config.data.image_size=32", "--config.batch_size=16",
+          "--config.log_every_steps=2", "--config.eval_every_steps=4",
+          "--config.checkpoint.every_steps=2", "--config.optimizer.warmup_steps=1", *overrides]
+  return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
+
+
+def test_main_trains_writes_outputs_and_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  result = _run_main(workdir, "--config.num_train_steps=4")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "val   articleType" in result.stdout
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
+  for name in ("vocab.json", "config.json", "data_report.json", "final_metrics.json"):
+    assert (workdir / name).exists(), name
+  assert any(n.startswith("events.out.tfevents") for n in os.listdir(workdir))
+  final = json.loads((workdir / "final_metrics.json").read_text())
+  assert final["step"] == 4 and "test/articleType/accuracy" in final
+  # The CLI override reached the config the run saved.
+  assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "resnet_tiny"
+
+  again = _run_main(workdir, "--config.num_train_steps=6")
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "Resuming at step 4 of 6" in again.stderr
+  assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
+
+
+def test_config_typo_and_bad_values_fail_with_the_field_name(tmp_path):
+  typo = _run_main(tmp_path / "a", "--config.data.imagesize=64")
+  assert typo.returncode != 0 and "imagesize" in typo.stderr
+  wrong_type = _run_main(tmp_path / "b", "--config.batch_size=abc")
+  assert wrong_type.returncode != 0 and "batch_size" in wrong_type.stderr
+  bad_metric = _run_main(tmp_path / "c", "--config.checkpoint.best_metric=val/nope/accuracy")
+  assert bad_metric.returncode == 2
+  assert "config.checkpoint.best_metric='val/nope/accuracy'" in bad_metric.stderr
+  assert "Traceback" not in bad_metric.stderr
