@@ -31,12 +31,17 @@ class Checkpoints:
     ckpt = config.checkpoint
     self.best_metric = ckpt.best_metric
     policies = [ocp.checkpoint_managers.LatestN(n=ckpt.keep)]
+    best_fn = None
     if ckpt.best_metric:
+      best_fn = lambda metrics: metrics[ckpt.best_metric]  # noqa: E731
       policies.append(ocp.checkpoint_managers.BestN(
-          get_metric_fn=lambda metrics: metrics[ckpt.best_metric],
-          reverse=ckpt.best_mode == "min", n=1, keep_checkpoints_without_metrics=False))
+          get_metric_fn=best_fn, reverse=ckpt.best_mode == "min", n=1,
+          keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        # With a preservation policy, best_fn only makes Orbax write each step's
+        # metrics to disk, so the best step is still known after a restart.
+        best_fn=best_fn, best_mode=ckpt.best_mode,
         create=True, enable_async_checkpointing=ckpt.asynchronous)
     self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
     self.manager = ocp.CheckpointManager(self.directory, options=options)

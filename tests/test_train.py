@@ -46,6 +46,27 @@ def test_losses_fall_on_a_fixed_batch():
   np.testing.assert_allclose(total, weighted, rtol=1e-5)
 
 
+def test_multi_label_task_trains_and_is_scored(product_tree):
+  from fashion_jax.tasks import task_config
+  config = tiny_config(root=str(product_tree), tasks={
+      "tags": task_config("sigmoid", "tags", pos_weight=2.0),
+      "colour": task_config("softmax", "baseColour"),
+  })
+  config.optimizer.schedule = "constant"
+  config.optimizer.learning_rate = 3e-3
+  tasks, data, state, train_fn, eval_fn, mesh = _setup(config)
+  batch = parallel.shard_batch(next(pipeline.train_iterator(
+      data.splits["train"], config.data, 16, 0)), mesh)
+  first = None
+  for _ in range(10):
+    state, metrics = train_fn(state, batch)
+    first = first or float(metrics["loss/tags"])
+  assert float(metrics["loss/tags"]) < 0.7 * first
+  results = train.evaluate(eval_fn, state, pipeline.eval_batches(
+      data.splits["val"], config.data, 16), tasks, mesh, "val")
+  assert 0 <= results["val/tags/micro_f1"] <= 1 and "val/tags/macro_f1" in results
+
+
 def test_eval_reports_every_metric_of_every_task():
   config = tiny_config()
   tasks, data, state, _, eval_fn, mesh = _setup(config)
@@ -136,6 +157,26 @@ def test_checkpoint_round_trip_restores_state_and_data_position(tmp_path):
   restored, _ = train_fn2(restored, parallel.shard_batch(batch, mesh))
   for a, b in zip(expected_after, jax.tree.leaves(restored)):
     np.testing.assert_allclose(a, np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_best_checkpoint_survives_the_keep_last_policy(tmp_path):
+  config = tiny_config()
+  config.checkpoint.keep = 1
+  tasks, data, state, _, _, _ = _setup(config)
+  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
+  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
+  for step, accuracy in [(1, 0.9), (2, 0.1), (3, 0.2)]:
+    ckpts.save(step, state, it, metrics={"val/articleType/accuracy": accuracy})
+  ckpts.save(4, state, it)  # An interval save without eval metrics.
+  ckpts.wait()
+  assert ckpts.best_step() == 1
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [1, 4]
+  # After a restart the best step is still known and still kept.
+  reopened = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
+  reopened.save(5, state, it, metrics={"val/articleType/accuracy": 0.5})
+  reopened.wait()
+  assert reopened.best_step() == 1
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [1, 5]
 
 
 def test_restoring_into_another_model_lists_the_differences(tmp_path):

@@ -201,7 +201,7 @@ def _open_hf_dataset(name_or_path: str, split: str):
   if isinstance(loaded, datasets.DatasetDict):
     if split not in loaded:
       raise DataError(f"{name_or_path}: no split '{split}' (has {list(loaded)}); "
-                         "set config.data.hf_split.")
+                    "set config.data.hf_split.")
     loaded = loaded[split]
   return loaded
 
@@ -216,22 +216,17 @@ def load_hugging_face(data_config, columns: Sequence[str]) -> tuple[Table, DataR
     raise DataError(f"{name}: missing column(s) {missing}; it has {dataset.column_names}.")
   labels = dataset.select_columns(columns + (["id"] if "id" in dataset.column_names else []))
   raw = labels.to_dict()
-  n = len(dataset)
-  raw_ids = raw.get("id", list(range(n)))
-  keep, values = [], {c: [] for c in columns}
-  for i in range(n):
-    keep.append(i)
+  raw_ids = raw.get("id", list(range(len(dataset))))
+  values = {c: [] for c in columns}
+  for i, row_id in enumerate(raw_ids):
     for c in columns:
       value = raw[c][i]
       value = "" if value is None else str(value).strip()
       if not value:
-        report.add(f"empty '{c}' labels (masked for that task)", f"{name}[{i}] id={raw_ids[i]}")
+        report.add(f"empty '{c}' labels (masked for that task)", f"{name}[{i}] id={row_id}")
       values[c].append(value)
   report.log()
-  images = HFImages(dataset)
-  table = _make_table(images, [str(raw_ids[i]) for i in keep], values, name)
-  table.rows = np.asarray(keep, dtype=np.int64)
-  return table, report
+  return _make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
 
 
 SOURCES: dict[str, Callable] = {
