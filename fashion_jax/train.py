@@ -155,7 +155,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   valid_metrics = tasks_lib.metric_keys(tasks, "val")
   if config.checkpoint.best_metric and config.checkpoint.best_metric not in valid_metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
-                     f"not one of {valid_metrics}.")
+                      f"not one of {valid_metrics}.")
   os.makedirs(workdir, exist_ok=True)
   is_chief = jax.process_index() == 0
   if is_chief:
@@ -169,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   steps_per_epoch = len(train_split) // config.batch_size
   if steps_per_epoch == 0:
     raise DataError(f"The training split ({len(train_split)} samples) is smaller than "
-                     f"config.batch_size={config.batch_size}.")
+                    f"config.batch_size={config.batch_size}.")
   total_steps = (config.num_train_steps if config.num_train_steps > 0
                  else config.num_epochs * steps_per_epoch)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
@@ -192,7 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if is_chief and config.profile:
     hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
 
-  def eval_split(name: str) -> dict[str, float]:
+  def eval_split(name: str, state) -> dict[str, float]:
+    if not len(data.splits[name]):
+      return {}
     batches = pipeline.eval_batches(data.splits[name], config.data, local_batch,
                                     jax.process_index(), jax.process_count())
     return evaluate(p_eval_step, state, batches, tasks, mesh, name)
@@ -216,22 +218,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         summary["epoch"] = step / steps_per_epoch
         writer.write_scalars(step, summary)
       eval_now = step % config.eval_every_steps == 0 or step == total_steps
-      if eval_now and len(data.splits["val"]):
-        results = eval_split("val")
+      if eval_now:
+        results = eval_split("val", state)
         writer.write_scalars(step, results)
       if eval_now or step % config.checkpoint.every_steps == 0:
         checkpoints.save(step, state, train_iter, metrics=results if eval_now and results else None)
-    if config.eval_test and len(data.splits["test"]):
-      test_results = eval_split("test")
+    if start_step >= total_steps:  # Already finished: report the restored model.
+      results = eval_split("val", state)
+    if config.eval_test:
+      test_results = eval_split("test", state)
       writer.write_scalars(total_steps, test_results)
       results = {**results, **test_results}
   finally:
     writer.flush()
-    checkpoints.wait()
+    checkpoints.close()  # Waits for the last asynchronous save.
   if is_chief and results:
     with open(os.path.join(workdir, METRICS_FILE), "w") as f:
       json.dump({"step": total_steps, **results}, f, indent=1)
     print(f"Final metrics at step {total_steps}:\n{format_metrics_table(results)}", flush=True)
-  checkpoints.close()
   return results
 
