@@ -1,0 +1,338 @@
+r"""Speed of fashion_jax on this machine, side by side with a PyTorch peer, in one process.
+
+    python scripts/benchmark.py                      # ResNet-50, batch 32, 96/128/224 px
+    python scripts/benchmark.py --sizes=96 --steps=3 --no-torch
+
+Measures, with compilation and warm-up excluded (compile time reported apart):
+  * train step images/s: ResNet-50 + the seven softmax heads + embedding of configs/mtl.py,
+    AdamW, the losses of the real run;
+  * eval (inference) images/s;
+  * input pipeline images/s alone (read + decode + resize + flip + batch) per worker setting;
+  * the PyTorch peer (`pip install -e .[bench]`): the same ResNet-50 (torchvision's if it
+    imports, else the identical hand-written one below), the same heads and losses, AdamW,
+    the same threads, NCHW and channels_last;
+and prints achieved FLOP/s against an estimate of the machine's peak. The peak is
+cores x FP32 lanes (16 with AVX-512, 8 with AVX2) x 2 (FMA) x 2 FMA units x the clock in
+/proc/cpuinfo -- an upper bound, as sustained clocks under vector load are lower.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+SHARED_DATA = os.path.join(REPO, "..", "shared", "data", "fashion-product-images")
+
+
+def cpu_peak_gflops() -> tuple[float, str]:
+  """Estimated FP32 peak of the visible CPUs, and how it was estimated."""
+  flags, mhz = set(), None
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags") and not flags:
+          flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("cpu MHz") and mhz is None:
+          mhz = float(line.split(":", 1)[1])
+  except OSError:
+    return float("nan"), "unknown (no /proc/cpuinfo)"
+  lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+  fma = 2 if "fma" in flags else 1
+  cores = os.cpu_count()
+  peak = cores * lanes * fma * 2 * (mhz or 0) / 1e3
+  how = (f"{cores} cores x {lanes} fp32 lanes x {fma} (FMA) x 2 units x {mhz:.0f} MHz "
+         f"= {peak:.0f} GFLOP/s")
+  return peak, how
+
+
+def load_mtl_config():
+  from fashion_jax.config_lib import load_sibling_config
+  return load_sibling_config(os.path.join(REPO, "configs", "benchmark.py"), "mtl")
+
+
+def _median_time(fn, steps: int) -> float:
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+# ----------------------------------------------------------------------------- JAX
+
+
+def jax_setup(image_size: int, batch: int, config_overrides: dict):
+  import jax
+  import numpy as np
+  from fashion_jax import optim, parallel, train
+  from fashion_jax import tasks as tasks_lib
+  from fashion_jax.data.vocab import Vocab
+
+  config = load_mtl_config()
+  config.data.image_size = image_size
+  for key, value in config_overrides.items():
+    section, field = key.split(".")
+    config[section][field] = value
+  tasks = tasks_lib.parse_tasks(config.tasks)
+  vocabs = {t.name: Vocab(t.column, [f"c{i}" for i in range(CLASSES[t.name])]) for t in tasks}
+  mesh = parallel.make_mesh()
+  tx, _ = optim.make_optimizer(config.optimizer, 1000)
+  graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
+  train_fn, eval_fn = train.compile_steps(graphdef, tasks, mesh)
+  rng = np.random.default_rng(0)
+  host = {"image": rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8),
+          "labels": {t.name: rng.integers(0, CLASSES[t.name], batch).astype(np.int32)
+                     for t in tasks},
+          "masks": {t.name: np.ones(batch, np.float32) for t in tasks}}
+  return jax, parallel.shard_batch(host, mesh), state, train_fn, eval_fn
+
+
+# Class counts of configs/mtl.py on the 6,650-image shared set (min_count=5).
+CLASSES = {"articleType": 52, "baseColour": 29, "embedding": 72, "gender": 5,
+           "masterCategory": 5, "season": 4, "subCategory": 23, "usage": 6}
+
+
+def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
+  jax, batch_arrays, state, train_fn, eval_fn = jax_setup(image_size, batch, overrides)
+  lowered = train_fn.lower(state, batch_arrays)
+  start = time.perf_counter()
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+  holder = {"state": state}
+
+  def train_once():
+    holder["state"], metrics = compiled(holder["state"], batch_arrays)
+    jax.block_until_ready(metrics)
+
+  train_once()  # Warm-up: first-run allocations.
+  train_s = _median_time(train_once, steps)
+  eval_once = lambda: jax.block_until_ready(eval_fn(holder["state"], batch_arrays))  # noqa: E731
+  eval_once()
+  eval_s = _median_time(eval_once, steps)
+  return {"train_ips": batch / train_s, "eval_ips": batch / eval_s, "compile_s": compile_s,
+          "train_flops": flops, "train_gflops_per_s": flops / train_s / 1e9}
+
+
+def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[int],
+                   batches: int) -> dict:
+  from fashion_jax import tasks as tasks_lib
+  from fashion_jax.data import pipeline
+
+  config = load_mtl_config()
+  config.data.root = data_root
+  config.data.image_size = image_size
+  tasks = tasks_lib.parse_tasks(config.tasks)
+  data = pipeline.prepare_data(config, tasks, None)
+  out = {}
+  for n in workers:
+    config.data.num_workers = n
+    it = pipeline.train_iterator(data.splits["train"], config.data, batch, seed=0)
+    for _ in range(3):
+      next(it)  # Start-up (worker processes, thread pools) excluded.
+    start = time.perf_counter()
+    for _ in range(batches):
+      next(it)
+    out[f"workers={n}"] = batches * batch / (time.perf_counter() - start)
+    del it
+  return out
+
+
+# ------------------------------------------------------------------------- PyTorch
+
+
+def torch_resnet50(num_outputs: dict):
+  """torchvision's ResNet-50 (fc removed) with the same heads; hand-written if needed."""
+  import torch
+  from torch import nn
+  try:
+    import torchvision
+    backbone = torchvision.models.resnet50()
+    backbone.fc = nn.Identity()
+    source = f"torchvision {torchvision.__version__}"
+  except Exception:  # Not installed, or a build that does not match torch.
+    backbone = _HandWrittenResNet50()
+    source = "hand-written (torchvision layout)"
+
+  class MultiTask(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.backbone = backbone
+      self.heads = nn.ModuleDict({k: nn.Linear(2048, v) for k, v in num_outputs.items()})
+
+    def forward(self, x):
+      features = self.backbone(x)
+      return {k: head(features) for k, head in self.heads.items()}
+
+  return MultiTask(), source
+
+
+def _bottleneck(torch_nn, in_ch, width, stride):
+  nn = torch_nn
+
+  class Bottleneck(nn.Module):
+    def __init__(self):
+      super().__init__()
+      out = width * 4
+      self.body = nn.Sequential(
+          nn.Conv2d(in_ch, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+          nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+          nn.ReLU(inplace=True), nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out))
+      self.down = (nn.Sequential(nn.Conv2d(in_ch, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+                   if stride != 1 or in_ch != out else nn.Identity())
+      self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+      return self.relu(self.body(x) + self.down(x))
+
+  return Bottleneck()
+
+
+def _HandWrittenResNet50():
+  from torch import nn
+  layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1)]
+  in_ch = 64
+  for stage, size in enumerate((3, 4, 6, 3)):
+    for i in range(size):
+      layers.append(_bottleneck(nn, in_ch, 64 * 2**stage, 2 if stage and i == 0 else 1))
+      in_ch = 64 * 2**stage * 4
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+  return nn.Sequential(*layers)
+
+
+def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):
+  dist = torch.cdist(emb, emb)
+  same = labels[:, None] == labels[None, :]
+  eye = torch.eye(len(labels), dtype=torch.bool)
+  pos = torch.where(same & ~eye, dist, torch.full_like(dist, -1e9)).amax(1)
+  neg = torch.where(~same, dist, torch.full_like(dist, 1e9)).amin(1)
+  valid = (same & ~eye).any(1) & (~same).any(1)
+  return torch.relu(pos - neg + margin)[valid].mean()
+
+
+def bench_torch(image_size: int, batch: int, steps: int, channels_last: bool) -> dict:
+  import torch
+  torch.manual_seed(0)
+  torch.set_num_threads(os.cpu_count())
+  outputs = {k: (128 if k == "embedding" else v) for k, v in CLASSES.items()}
+  model, source = torch_resnet50(outputs)
+  x = torch.randint(0, 256, (batch, 3, image_size, image_size)).float() / 255
+  labels = {k: torch.randint(0, v, (batch,)) for k, v in CLASSES.items()}
+  if channels_last:
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+
+  def train_once():
+    model.train()
+    out = model(x)
+    emb = torch.nn.functional.normalize(out["embedding"], dim=1)
+    loss = sum(torch.nn.functional.cross_entropy(out[k], labels[k])
+               for k in CLASSES if k != "embedding")
+    loss = loss + _torch_batch_hard_triplet(torch, emb, labels["embedding"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+  def eval_once():
+    model.eval()
+    with torch.inference_mode():
+      model(x)
+
+  train_once()
+  train_s = _median_time(train_once, steps)
+  eval_once()
+  eval_s = _median_time(eval_once, steps)
+  return {"train_ips": batch / train_s, "eval_ips": batch / eval_s, "source": source,
+          "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", default="96,128,224")
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--steps", type=int, default=5, help="Timed steps (median).")
+  parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument("--pipeline-workers", default="0,1,2")
+  parser.add_argument("--pipeline-batches", type=int, default=20)
+  parser.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "",
+                      help="fashion-product-images folder for the pipeline ('' = sample).")
+  parser.add_argument("--set", action="append", default=[],
+                      help="Config override for the JAX model, e.g. --set model.dtype=bfloat16.")
+  parser.add_argument("--json", help="Also write the results to this file.")
+  args = parser.parse_args()
+
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()  # grain reads absl flags.
+  import jax
+
+  defaults = load_mtl_config()
+  overrides = {}
+  for item in args.set:
+    key, value = item.split("=", 1)
+    section, field = key.split(".")
+    default = defaults[section][field]
+    overrides[key] = (value.lower() in ("1", "true") if isinstance(default, bool)
+                      else type(default)(value))
+  peak, how = cpu_peak_gflops()
+  print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {jax.devices()[0].platform}, "
+        f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}")
+  print(f"# peak estimate: {how}")
+  sizes = [int(s) for s in args.sizes.split(",")]
+  results = {"peak_gflops": peak, "sizes": {}}
+  for size in sizes:
+    row = {"jax": bench_jax(size, args.batch, args.steps, overrides)}
+    if not args.no_torch:
+      row["torch_nchw"] = bench_torch(size, args.batch, args.steps, channels_last=False)
+      row["torch_cl"] = bench_torch(size, args.batch, args.steps, channels_last=True)
+    results["sizes"][size] = row
+    print(json.dumps({size: row}), flush=True)
+
+  workers = [int(w) for w in args.pipeline_workers.split(",")]
+  results["pipeline"] = {size: bench_pipeline(args.data, size, args.batch, workers,
+                                              args.pipeline_batches) for size in sizes}
+
+  print()
+  header = "| size | JAX train img/s | PyTorch train img/s (NCHW / CL) | ratio | JAX eval img/s | " \
+           "PyTorch eval img/s (best) | ratio | JAX compile s | JAX GFLOP/s (% peak) |"
+  print(header)
+  print("|---" * (header.count("|") - 1) + "|")
+  for size, row in results["sizes"].items():
+    j = row["jax"]
+    if "torch_nchw" in row:
+      t_n, t_c = row["torch_nchw"], row["torch_cl"]
+      best_train = max(t_n["train_ips"], t_c["train_ips"])
+      best_eval = max(t_n["eval_ips"], t_c["eval_ips"])
+      torch_cols = (f"{t_n['train_ips']:.1f} / {t_c['train_ips']:.1f} | "
+                    f"{j['train_ips'] / best_train:.2f}x | {j['eval_ips']:.1f} | {best_eval:.1f} | "
+                    f"{j['eval_ips'] / best_eval:.2f}x")
+    else:
+      torch_cols = f"- | - | {j['eval_ips']:.1f} | - | -"
+    print(f"| {size} | {j['train_ips']:.1f} | {torch_cols} | {j['compile_s']:.1f} | "
+          f"{j['train_gflops_per_s']:.0f} ({100 * j['train_gflops_per_s'] / peak:.0f}%) |")
+  print()
+  print("| size | " + " | ".join(f"pipeline img/s, {w}" for w in results["pipeline"][sizes[0]]) + " |")
+  for size, row in results["pipeline"].items():
+    print(f"| {size} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
