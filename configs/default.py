@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
       name="resnet50",  # resnet_tiny | resnet18 | resnet34 | resnet50 | resnet101
       width=64,  # Channels of the stem and first stage.
       dtype="float32",  # float32 | bfloat16 (compute dtype; parameters stay float32)
+      conv="auto",  # auto (matmul on CPU, XLA elsewhere) | xla | matmul
   ))
 
   config.tasks = ml_collections.ConfigDict(dict(

@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from fashion_jax import allocator
 from fashion_jax import errors
 
 FLAGS = flags.FLAGS
@@ -36,8 +37,8 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   from fashion_jax import train  # After flag parsing: importing jax is slow.
   import jax
-  logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
-               jax.process_count(), jax.devices())
+  logging.info("JAX %s, process %d/%d, devices: %s, allocator: %s", jax.__version__,
+               jax.process_index(), jax.process_count(), jax.devices(), allocator.current())
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except errors.USER_ERRORS as e:
@@ -48,6 +49,7 @@ def main(argv):
 
 
 def run():
+  allocator.reexec_with_tcmalloc(["-m", "fashion_jax.main", *sys.argv[1:]])
   app.run(main)
 
 

@@ -274,11 +274,14 @@ def main():
   parser.add_argument("--set", action="append", default=[],
                       help="Config override for the JAX model, e.g. --set model.dtype=bfloat16.")
   parser.add_argument("--json", help="Also write the results to this file.")
+  parser.add_argument("--system-malloc", action="store_true",
+                      help="Do not re-run under tcmalloc (to measure what it changes).")
   args = parser.parse_args()
 
   from absl import flags
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags.
   import jax
+  from fashion_jax import allocator
 
   defaults = load_mtl_config()
   overrides = {}
@@ -291,7 +294,7 @@ def main():
   peak, how = cpu_peak_gflops()
   print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {jax.devices()[0].platform}, "
-        f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}")
+        f"allocator: {allocator.current()}")
   print(f"# peak estimate: {how}")
   sizes = [int(s) for s in args.sizes.split(",")]
   results = {"peak_gflops": peak, "sizes": {}}
@@ -335,4 +338,8 @@ def main():
 
 
 if __name__ == "__main__":
+  # Both frameworks run in this one process, so they share the allocator.
+  from fashion_jax import allocator
+  if "--system-malloc" not in sys.argv:
+    allocator.reexec_with_tcmalloc(sys.argv)
   main()

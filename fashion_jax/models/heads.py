@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from fashion_jax.models import conv
 from fashion_jax.models.resnet import ResNet
 from fashion_jax.errors import ConfigError
 
@@ -49,7 +50,9 @@ def build_model(model_config, tasks, vocabs, seed: int) -> MultiTaskModel:
     raise ConfigError(f"config.model.dtype={dtype_name!r} is not one of {sorted(DTYPES)}.")
   dtype = DTYPES[dtype_name]
   rngs = nnx.Rngs(seed)
-  backbone = ResNet(model_config.name, width=model_config.width, dtype=dtype, rngs=rngs)
+  backbone = ResNet(model_config.name, width=model_config.width, dtype=dtype,
+                    conv_implementation=conv.resolve_implementation(model_config.get("conv", "auto")),
+                    rngs=rngs)
   head_sizes = {t.name: t.spec.head_size(t, len(vocabs[t.name])) for t in tasks}
   normalized = tuple(t.name for t in tasks if t.spec.normalize_output)
   return MultiTaskModel(backbone, head_sizes, normalized, dtype=dtype, rngs=rngs)

@@ -1,0 +1,81 @@
+"""The CPU-fast convolution computes exactly what XLA's convolution computes, gradients included."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from fashion_jax.errors import ConfigError
+from fashion_jax.models import conv
+from fashion_jax.models.resnet import ResNet, max_pool_3x3_stride_2
+
+# Every (kernel, stride) a ResNet uses: 7x7/2 stem, 3x3/1 and 3x3/2 bodies, 1x1/1
+# bottlenecks and 1x1/2 projections; odd and even sizes exercise the stride edges.
+CASES = [(7, 2, 16), (3, 1, 9), (3, 2, 9), (3, 2, 8), (1, 1, 8), (1, 2, 8), (1, 2, 7)]
+
+
+@pytest.mark.parametrize("kernel, stride, size", CASES)
+def test_matmul_conv_matches_xla_in_float64(kernel, stride, size):
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(kernel * 10 + stride)
+    x = jnp.asarray(rng.normal(size=(2, size, size, 5)))
+    w = jnp.asarray(rng.normal(size=(kernel, kernel, 5, 6)))
+    pad = (kernel - 1) // 2
+    ref_y, ref_vjp = jax.vjp(lambda a, b: conv._xla_conv(a, b, stride, pad), x, w)
+    y, vjp = jax.vjp(lambda a, b: conv.matmul_conv(a, b, stride, pad), x, w)
+    g = jnp.asarray(rng.normal(size=ref_y.shape))
+    assert y.dtype == jnp.float64
+    for got, want in zip((y, *vjp(g)), (ref_y, *ref_vjp(g))):
+      np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_resnet_gradients_match_between_implementations():
+  """A whole ResNet-50 (float64, small input): same outputs and parameter gradients."""
+  with jax.enable_x64(True):
+    images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)))
+    grads = {}
+    for impl in ("xla", "matmul"):
+      model = ResNet("resnet50", dtype=jnp.float64, conv_implementation=impl, rngs=nnx.Rngs(0))
+      graphdef, state = nnx.split(model)
+      # Variables are created in float32; compare in float64 throughout.
+      state = jax.tree.map(lambda v: v.astype(jnp.float64), state)
+
+      @jax.jit
+      def value_and_grad(state):
+        model = nnx.merge(graphdef, state)
+        return nnx.value_and_grad(
+            lambda m: jnp.sum(jnp.sin(m(images, train=True))))(model)
+
+      grads[impl] = value_and_grad(state)
+    np.testing.assert_allclose(grads["matmul"][0], grads["xla"][0], rtol=1e-10)
+    for got, want in zip(jax.tree.leaves(grads["matmul"][1]), jax.tree.leaves(grads["xla"][1])):
+      np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+def test_implementations_share_one_parameter_layout():
+  xla = ResNet("resnet_tiny", width=8, conv_implementation="xla", rngs=nnx.Rngs(0))
+  fast = ResNet("resnet_tiny", width=8, conv_implementation="matmul", rngs=nnx.Rngs(0))
+  a, b = nnx.state(xla, nnx.Param), nnx.state(fast, nnx.Param)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_auto_picks_matmul_on_cpu_and_rejects_unknown_names():
+  assert conv.resolve_implementation("auto") == ("matmul" if jax.default_backend() == "cpu"
+                                                 else "xla")
+  with pytest.raises(ConfigError, match="config.model.conv='fast'"):
+    conv.resolve_implementation("fast")
+
+
+@pytest.mark.parametrize("height, width", [(8, 8), (9, 7), (48, 47)])
+def test_max_pool_matches_reduce_window(height, width):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, height, width, 3)), jnp.float32)
+  want = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  np.testing.assert_array_equal(max_pool_3x3_stride_2(x), want)
+  # Without ties, the gradients are identical too.
+  g_want = jax.grad(lambda a: jnp.sum(jnp.sin(nnx.max_pool(
+      a, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))))))(x)
+  g_got = jax.grad(lambda a: jnp.sum(jnp.sin(max_pool_3x3_stride_2(a))))(x)
+  np.testing.assert_array_equal(g_got, g_want)
