@@ -69,12 +69,15 @@ def test_auto_picks_matmul_on_cpu_and_rejects_unknown_names():
     conv.resolve_implementation("fast")
 
 
-@pytest.mark.parametrize("height, width", [(8, 8), (9, 7), (48, 47)])
-def test_max_pool_matches_reduce_window(height, width):
+@pytest.mark.parametrize("height, width, ties", [(8, 8, False), (9, 7, False), (48, 47, False),
+                                                 (9, 9, True)])
+def test_max_pool_matches_reduce_window(height, width, ties):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, height, width, 3)), jnp.float32)
+  if ties:  # After a ReLU, many window entries are equal (zero).
+    x = jnp.maximum(jnp.round(x), 0.0)
   want = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
   np.testing.assert_array_equal(max_pool_3x3_stride_2(x), want)
-  # Without ties, the gradients are identical too.
+  # The gradient goes where select-and-scatter sends it, ties included.
   g_want = jax.grad(lambda a: jnp.sum(jnp.sin(nnx.max_pool(
       a, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))))))(x)
   g_got = jax.grad(lambda a: jnp.sum(jnp.sin(max_pool_3x3_stride_2(a))))(x)

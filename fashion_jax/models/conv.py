@@ -66,18 +66,24 @@ def _matmul_conv_forward(x, kernel, stride, pad):
 
 
 def _matmul_conv_fwd(x, kernel, stride, pad):
-  return _matmul_conv_forward(x, kernel, stride, pad), (x, kernel)
+  y = _matmul_conv_forward(x, kernel, stride, pad)
+  if kernel.shape[:2] == (1, 1) and pad == 0:
+    strided = x[:, ::stride, ::stride, :]
+    return y, (strided.reshape(-1, x.shape[-1]).T, kernel, x.shape)
+  return y, (x, kernel, x.shape)
 
 
 def _matmul_conv_bwd(stride, pad, residuals, g):
-  x, kernel = residuals
+  x, kernel, x_shape = residuals
   kh, kw = kernel.shape[:2]
   if (kh, kw) == (1, 1) and pad == 0:
-    strided = x[:, ::stride, ::stride, :]
-    d_kernel = _sum_outer(strided, g)[None, None]
+    x_t = x  # [C, N*H*W]
+    g2 = g.reshape(-1, g.shape[-1])
+    accumulate = jnp.promote_types(g.dtype, jnp.float32)
+    d_kernel = jnp.matmul(x_t, g2, preferred_element_type=accumulate).astype(g.dtype)[None, None]
     d_strided = _contract_channels(g, kernel[0, 0].T)
-    d_x = d_strided if stride == 1 else jnp.zeros_like(x).at[:, ::stride, ::stride, :].set(
-        d_strided)
+    d_x = d_strided if stride == 1 else jnp.zeros(x_shape, g.dtype).at[
+        :, ::stride, ::stride, :].set(d_strided)
     return d_x, d_kernel
   _, conv_vjp = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride, pad), x, kernel)
   return conv_vjp(g)
