@@ -330,6 +330,7 @@ def main():
           f"{j['train_gflops_per_s']:.0f} ({100 * j['train_gflops_per_s'] / peak:.0f}%) |")
   print()
   print("| size | " + " | ".join(f"pipeline img/s, {w}" for w in results["pipeline"][sizes[0]]) + " |")
+  print("|---" * (len(workers) + 1) + "|")
   for size, row in results["pipeline"].items():
     print(f"| {size} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |")
   if args.json:
