@@ -60,7 +60,7 @@ def test_multi_label_task_trains_and_is_scored(product_tree):
   batch = parallel.shard_batch(next(pipeline.train_iterator(
       data.splits["train"], config.data, 16, 0)), mesh)
   first = None
-  for _ in range(10):
+  for _ in range(20):
     state, metrics = train_fn(state, batch)
     first = first or float(metrics["loss/tags"])
   assert float(metrics["loss/tags"]) < 0.7 * first
@@ -105,9 +105,12 @@ _SHARDED_SCRIPT = textwrap.dedent("""
           state, metrics = train_fn(state, batch)
         out[name, n] = ([np.asarray(x) for x in jax.tree.leaves(state)],
                         {{k: float(v) for k, v in metrics.items()}})
-    leaf_errors = [float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
-                   for a, b in zip(out["softmax", 1][0], out["softmax", 4][0])]
-    print(json.dumps({{"max_relative_leaf_error": max(leaf_errors),
+    # Elementwise |a - b| beyond a 1e-3 relative tolerance; an absolute floor is
+    # needed because some gradients are exactly zero in exact arithmetic (a bias right
+    # before a BatchNorm) and only round-off remains in them.
+    excess = [float(np.max(np.abs(a - b) - 1e-3 * np.abs(a)))
+              for a, b in zip(out["softmax", 1][0], out["softmax", 4][0])]
+    print(json.dumps({{"max_excess_over_rtol": max(excess),
                       "metrics": {{f"{{k[0]}}/{{k[1]}}": v[1] for k, v in out.items()}}}}))
 """)
 
@@ -122,13 +125,17 @@ def test_sharded_step_on_4_devices_matches_1_device():
   out = json.loads(result.stdout.strip().splitlines()[-1])
   # Same global batch, BatchNorm over the global batch: equal up to summation order.
   # (Per-device BatchNorm statistics would differ by O(1) here.)
-  assert out["max_relative_leaf_error"] < 1e-3, out
+  assert out["max_excess_over_rtol"] < 1e-5, out
   metrics = out["metrics"]
   for name in ("softmax", "all"):
     for key, value in metrics[f"{name}/1"].items():
       # The batch-hard triplet picks its hardest pairs by comparing distances, so
-      # round-off can move its gradient: compare losses tightly, the norm loosely.
-      rtol = 1e-2 if key == "grad_norm" and name == "all" else 1e-4
+      # round-off moves it more than a softmax loss, and its gradient more still.
+      rtol = 1e-4
+      if name == "all" and key in ("loss/embedding", "loss/total"):
+        rtol = 1e-3
+      if name == "all" and key == "grad_norm":
+        rtol = 1e-2
       np.testing.assert_allclose(metrics[f"{name}/4"][key], value, rtol=rtol, err_msg=key)
 
 
