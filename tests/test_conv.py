@@ -12,7 +12,9 @@ from fashion_jax.models.resnet import ResNet, max_pool_3x3_stride_2
 
 # Every (kernel, stride) a ResNet uses: 7x7/2 stem, 3x3/1 and 3x3/2 bodies, 1x1/1
 # bottlenecks and 1x1/2 projections; odd and even sizes exercise the stride edges.
-CASES = [(7, 2, 16), (3, 1, 9), (3, 2, 9), (3, 2, 8), (1, 1, 8), (1, 2, 8), (1, 2, 7)]
+# Sizes up to 8 (outputs of at most 4x4) take the per-tap route, larger ones XLA's.
+CASES = [(7, 2, 16), (7, 2, 7), (3, 1, 9), (3, 2, 9), (3, 2, 8), (3, 1, 4), (3, 1, 2),
+         (3, 2, 5), (3, 2, 3), (1, 1, 8), (1, 2, 8), (1, 2, 7)]
 
 
 @pytest.mark.parametrize("kernel, stride, size", CASES)
@@ -60,6 +62,16 @@ def test_implementations_share_one_parameter_layout():
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("x_shape, kernel_shape, stride, pad, route", [
+    ((2, 8, 8, 3), (1, 1, 3, 4), 2, 0, "pointwise"),
+    ((2, 8, 8, 3), (3, 3, 3, 4), 2, 1, "taps"),  # 4x4 output
+    ((2, 9, 9, 3), (3, 3, 3, 4), 1, 1, "xla"),  # 9x9 output
+    ((2, 7, 7, 3), (7, 7, 3, 4), 2, 3, "taps"),  # 4x4 output
+])
+def test_routes(x_shape, kernel_shape, stride, pad, route):
+  assert conv._route(x_shape, kernel_shape, stride, pad) == route
 
 
 def test_auto_picks_matmul_on_cpu_and_rejects_unknown_names():

@@ -6,9 +6,9 @@ implementation is a `jax.custom_vjp` that computes the same function with matrix
 products where those are faster:
 
   * 1x1 convolutions (forward, input and kernel gradients): one matrix product each;
-  * k x k kernel gradients: one matrix product per tap (the shifted, strided input
-    against the output gradient), summed over batch and space;
-  * k x k forward and input gradient: XLA's own convolutions, which are fast.
+  * k x k convolutions with small outputs (<= 4x4 pixels): forward and both gradients
+    as one matrix product per kernel tap (the shifted, strided input views);
+  * other k x k convolutions: XLA's own, which is fast on larger maps.
 
 Both implementations compute the same function with the same HWIO kernel, so the
 parameter layout and checkpoints do not depend on the choice (`config.model.conv`).
@@ -54,20 +54,60 @@ def _sum_outer(x, g):
                          preferred_element_type=accumulate).astype(x.dtype)
 
 
+# Outputs of at most this many pixels (4x4) go through per-tap products: on such
+# small maps XLA:CPU rewrites k x k convolutions into forms that run on a slow
+# generic path (190 ms for one 2x2x512 convolution of a ResNet-18 at 64 px).
+_SMALL_OUTPUT_PIXELS = 16
+
+
+def _output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+  return (size + 2 * pad - kernel) // stride + 1
+
+
+def _route(x_shape, kernel_shape, stride, pad) -> str:
+  kh, kw = kernel_shape[:2]
+  if (kh, kw) == (1, 1) and pad == 0:
+    return "pointwise"
+  out_h = _output_size(x_shape[1], kh, stride, pad)
+  out_w = _output_size(x_shape[2], kw, stride, pad)
+  return "taps" if out_h * out_w <= _SMALL_OUTPUT_PIXELS else "xla"
+
+
+def _taps(x, kh, kw, stride, pad, out_h, out_w):
+  """The kh*kw shifted, strided views of the padded input, one per kernel tap."""
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  return [padded[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+          for i in range(kh) for j in range(kw)]
+
+
+def _taps_forward(x, kernel, stride, pad):
+  kh, kw = kernel.shape[:2]
+  out_h, out_w = (_output_size(x.shape[d], kernel.shape[d - 1], stride, pad) for d in (1, 2))
+  taps = _taps(x, kh, kw, stride, pad, out_h, out_w)
+  return sum(_contract_channels(tap, kernel[t // kw, t % kw]) for t, tap in enumerate(taps))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def matmul_conv(x, kernel, stride: int, pad: int):
   return _matmul_conv_forward(x, kernel, stride, pad)
 
 
 def _matmul_conv_forward(x, kernel, stride, pad):
-  if kernel.shape[:2] == (1, 1) and pad == 0:
+  route = _route(x.shape, kernel.shape, stride, pad)
+  if route == "pointwise":
     return _contract_channels(x[:, ::stride, ::stride, :], kernel[0, 0])
+  if route == "taps":
+    return _taps_forward(x, kernel, stride, pad)
   return _xla_conv(x, kernel, stride, pad)
 
 
 def _matmul_conv_fwd(x, kernel, stride, pad):
   y = _matmul_conv_forward(x, kernel, stride, pad)
-  if kernel.shape[:2] == (1, 1) and pad == 0:
+  if _route(x.shape, kernel.shape, stride, pad) == "pointwise":
+    # Keep the input already transposed to [C, N*H*W] for the kernel gradient. Left
+    # to itself, XLA fuses that transpose with the input's producers (BatchNorm,
+    # ReLU, residual adds of earlier blocks) and recomputes them: ~30% of a
+    # ResNet-50 step went there.
     strided = x[:, ::stride, ::stride, :]
     return y, (strided.reshape(-1, x.shape[-1]).T, kernel, x.shape)
   return y, (x, kernel, x.shape)
@@ -75,18 +115,32 @@ def _matmul_conv_fwd(x, kernel, stride, pad):
 
 def _matmul_conv_bwd(stride, pad, residuals, g):
   x, kernel, x_shape = residuals
-  kh, kw = kernel.shape[:2]
-  if (kh, kw) == (1, 1) and pad == 0:
-    x_t = x  # [C, N*H*W]
+  route = _route(x_shape, kernel.shape, stride, pad)
+  accumulate = jnp.promote_types(g.dtype, jnp.float32)
+  if route == "pointwise":
     g2 = g.reshape(-1, g.shape[-1])
-    accumulate = jnp.promote_types(g.dtype, jnp.float32)
-    d_kernel = jnp.matmul(x_t, g2, preferred_element_type=accumulate).astype(g.dtype)[None, None]
+    d_kernel = jnp.matmul(x, g2, preferred_element_type=accumulate).astype(g.dtype)[None, None]
     d_strided = _contract_channels(g, kernel[0, 0].T)
     d_x = d_strided if stride == 1 else jnp.zeros(x_shape, g.dtype).at[
         :, ::stride, ::stride, :].set(d_strided)
     return d_x, d_kernel
-  _, conv_vjp = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride, pad), x, kernel)
-  return conv_vjp(g)
+  if route == "xla":
+    _, conv_vjp = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride, pad), x, kernel)
+    return conv_vjp(g)
+  kh, kw = kernel.shape[:2]
+  _, height, width, _ = x_shape
+  out_h, out_w = g.shape[1:3]
+  taps = _taps(x, kh, kw, stride, pad, out_h, out_w)
+  d_kernel = jnp.stack([_sum_outer(tap, g) for tap in taps]).reshape(kernel.shape)
+  # Each tap's input gradient lands on the strided positions that tap read.
+  d_padded = 0
+  for t in range(kh * kw):
+    i, j = divmod(t, kw)
+    routed = _contract_channels(g, kernel[i, j].T)
+    d_padded = d_padded + lax.pad(routed, jnp.zeros((), g.dtype), (
+        (0, 0, 0), (i, height + 2 * pad - i - stride * (out_h - 1) - 1, stride - 1),
+        (j, width + 2 * pad - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
+  return d_padded[:, pad:pad + height, pad:pad + width, :], d_kernel
 
 
 matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
