@@ -4,6 +4,7 @@ import csv
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 from absl import flags
@@ -13,6 +14,13 @@ sys.path.insert(0, REPO)
 
 # grain reads absl flags; under pytest nobody parses them.
 flags.FLAGS.mark_as_parsed()
+
+# The suite is dominated by compiling the same tiny steps again in each test and
+# subprocess: share compiled executables through JAX's persistent cache (one per run,
+# so no stale entries are ever read).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="fashion_jax_xla_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from fashion_jax.config_lib import load_sibling_config  # noqa: E402
 from fashion_jax.data.sources import SAMPLE_DIR  # noqa: E402
