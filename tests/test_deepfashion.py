@@ -1,0 +1,112 @@
+"""DeepFashion readers on a synthetic tree in the official file formats."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from fashion_jax.data import deepfashion
+from fashion_jax.errors import DataError
+
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import make_deepfashion_tree  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+  return make_deepfashion_tree.make_tree(str(tmp_path_factory.mktemp("deepfashion")),
+                                         num_images=48, num_attributes=40, seed=0)
+
+
+def _raw_rows(path):
+  with open(path) as f:
+    return [line.split() for line in f.read().splitlines()[2:]]
+
+
+def test_category_attribute_reader_matches_the_files(tree):
+  root = os.path.join(tree, "category_attribute")
+  data = deepfashion.load_category_attribute(root)
+  assert len(data.categories) == 50 and data.categories[0] == "Anorak"
+  assert data.category_types[-1] == 3
+  raw_categories = _raw_rows(os.path.join(root, "Anno", "list_category_img.txt"))
+  assert data.image_names == [r[0] for r in raw_categories]
+  np.testing.assert_array_equal(data.category_labels, [int(r[1]) - 1 for r in raw_categories])
+  # Names with spaces keep them; the last field is the type.
+  assert "abstract 14" in data.attributes
+  raw_attributes = np.array([[int(v) for v in r[1:]] for r in
+                             _raw_rows(os.path.join(root, "Anno", "list_attr_img.txt"))])
+  assert data.attribute_labels.shape == (48, 40)
+  np.testing.assert_array_equal(data.attribute_labels, raw_attributes == 1)  # -1 and 0: negative
+  assert (raw_attributes == 0).any()
+  assert data.bboxes.shape == (48, 4)
+  assert set(data.splits) == {"train", "val", "test"}
+
+
+def test_inshop_reader(tree):
+  data = deepfashion.load_inshop(os.path.join(tree, "inshop"))
+  assert len(data.image_names) == 48
+  assert data.image_names[0].startswith("img/") and "/id_00000001/" in data.image_names[0]
+  for item in set(data.item_ids[data.splits == "query"]):
+    assert (data.item_ids[data.splits == "gallery"] == item).any()  # Every query can be answered.
+  assert data.bboxes.shape == (48, 4)
+
+
+def _edit(path, line_number, new_text):
+  with open(path) as f:
+    lines = f.read().splitlines()
+  if new_text is None:
+    del lines[line_number - 1]
+  else:
+    lines[line_number - 1] = new_text
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def fresh_tree(tmp_path):
+  return make_deepfashion_tree.make_tree(str(tmp_path), num_images=24, num_attributes=10)
+
+
+def test_count_line_that_disagrees_names_the_file(fresh_tree):
+  path = os.path.join(fresh_tree, "category_attribute", "Anno", "list_bbox.txt")
+  _edit(path, 5, None)
+  with pytest.raises(DataError, match=r"list_bbox.txt:1 says 24 rows but the file has 23"):
+    deepfashion.load_category_attribute(os.path.join(fresh_tree, "category_attribute"))
+
+
+def test_malformed_row_names_file_and_line(fresh_tree):
+  path = os.path.join(fresh_tree, "category_attribute", "Anno", "list_attr_img.txt")
+  _edit(path, 7, "img/x.jpg 1 -1")
+  with pytest.raises(DataError, match=r"list_attr_img.txt:7: expected at least 11 fields"):
+    deepfashion.load_category_attribute(os.path.join(fresh_tree, "category_attribute"))
+
+
+def test_missing_image_and_empty_split_are_reported(fresh_tree):
+  root = os.path.join(fresh_tree, "category_attribute")
+  data = deepfashion.load_category_attribute(root)
+  os.remove(os.path.join(root, data.image_names[3]))
+  with pytest.raises(DataError, match=r"list_category_img.txt:6: image .* is listed but missing"):
+    deepfashion.load_category_attribute(root)
+  inshop = os.path.join(fresh_tree, "inshop")
+  path = os.path.join(inshop, "Eval", "list_eval_partition.txt")
+  with open(path) as f:
+    text = f.read().replace(" query", " gallery")
+  with open(path, "w") as f:
+    f.write(text)
+  with pytest.raises(DataError, match="the 'query' split has no rows"):
+    deepfashion.load_inshop(inshop)
+
+
+def test_files_listing_other_images_are_rejected(fresh_tree):
+  root = os.path.join(fresh_tree, "category_attribute")
+  path = os.path.join(root, "Eval", "list_eval_partition.txt")
+  _edit(path, 4, "img/Other/img_99999999.jpg  train")
+  with pytest.raises(DataError, match=r"list_eval_partition.txt:4: image img/Other"):
+    deepfashion.load_category_attribute(root)
+
+
+def test_wrong_root_says_where_to_point(tmp_path):
+  with pytest.raises(DataError, match="no Anno/ or Anno_coarse/"):
+    deepfashion.load_category_attribute(str(tmp_path))
