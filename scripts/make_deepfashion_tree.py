@@ -126,10 +126,53 @@ def make_inshop(out: str, rows, rng) -> None:
               [f"{n:<{width}}" + "  ".join(str(v) for v in b) for n, b in zip(names, boxes)])
 
 
-def make_tree(out: str, num_images: int = 120, num_attributes: int = 40, seed: int = 0) -> str:
+# The fine set's attribute groups (texture 7, sleeve 3, length 3, neckline 4, fabric 6, fit 3).
+_FINE_GROUPS = ((1, ["floral", "graphic", "striped", "embroidered", "pleated", "solid", "lattice"]),
+                (2, ["long_sleeve", "short_sleeve", "sleeveless"]),
+                (3, ["maxi_length", "mini_length", "no_dress"]),
+                (4, ["crew_neckline", "v_neckline", "square_neckline", "no_neckline"]),
+                (5, ["denim", "chiffon", "cotton", "leather", "faux", "knit"]),
+                (6, ["tight", "loose", "conventional"]))
+
+
+def make_fine(out: str, rows, rng, group_indices: bool = False) -> None:
+  """Anno_fine/ next to the coarse files; `group_indices` writes 6 indices per row."""
+  root = os.path.join(out, "category_attribute")
+  anno = os.path.join(root, "Anno_fine")
+  os.makedirs(anno, exist_ok=True)
+  _write_list(os.path.join(anno, "list_category_cloth.txt"), "category_name  category_type",
+              [f"{c:<24}{t}" for c, t in CATEGORIES])
+  _write_list(os.path.join(anno, "list_attr_cloth.txt"), "attribute_name  attribute_type",
+              [f"{a:<29}{t}" for t, names in _FINE_GROUPS for a in names])
+  with open(os.path.join(root, "Anno", "list_category_img.txt")) as f:
+    coarse = [line.split() for line in f.read().splitlines()[2:]]
+  splits = {"train": [], "val": [], "test": []}
+  for k, (name, category) in enumerate(coarse):
+    splits[("train", "train", "val", "test")[k % 4]].append((name, category))
+  for split, items in splits.items():
+    indices = [[int(rng.integers(len(names))) for _, names in _FINE_GROUPS] for _ in items]
+    if group_indices:
+      attr_rows = [" ".join(map(str, idx)) for idx in indices]
+    else:
+      attr_rows = []
+      for idx in indices:
+        flags = [int(i == j) for (_, names), i in zip(_FINE_GROUPS, idx) for j in range(len(names))]
+        attr_rows.append(" ".join(map(str, flags)))
+    for suffix, lines in (("", [n for n, _ in items]), ("_cate", [c for _, c in items]),
+                          ("_attr", attr_rows),
+                          ("_bbox", [f"{rng.integers(0, 40)} {rng.integers(0, 40)} "
+                                     f"{rng.integers(180, 224)} {rng.integers(180, 224)}"
+                                     for _ in items])):
+      with open(os.path.join(anno, f"{split}{suffix}.txt"), "w") as f:
+        f.write("".join(f"{line}\n" for line in lines))
+
+
+def make_tree(out: str, num_images: int = 120, num_attributes: int = 40, seed: int = 0,
+              fine_group_indices: bool = False) -> str:
   rng = np.random.default_rng(seed)
   rows = _sample_rows(num_images)
   make_category_attribute(out, rows, num_attributes, rng)
+  make_fine(out, rows, rng, fine_group_indices)
   make_inshop(out, rows, rng)
   return out
 

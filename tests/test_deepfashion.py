@@ -110,3 +110,27 @@ def test_files_listing_other_images_are_rejected(fresh_tree):
 def test_wrong_root_says_where_to_point(tmp_path):
   with pytest.raises(DataError, match="no Anno/ or Anno_coarse/"):
     deepfashion.load_category_attribute(str(tmp_path))
+
+
+@pytest.mark.parametrize("group_indices", [False, True])
+def test_fine_reader_reads_both_attribute_layouts(tmp_path, group_indices):
+  tree = make_deepfashion_tree.make_tree(str(tmp_path), num_images=24, num_attributes=10,
+                                         fine_group_indices=group_indices)
+  data = deepfashion.load_fine(os.path.join(tree, "category_attribute"))
+  assert data.attribute_labels.shape == (24, 26) and len(data.attributes) == 26
+  # Exactly one attribute per group is active, whichever layout the files use.
+  start = 0
+  for _, size in deepfashion.FINE_GROUPS:
+    np.testing.assert_array_equal(data.attribute_labels[:, start:start + size].sum(1), 1)
+    start += size
+  assert set(data.splits) == {"train", "val", "test"}
+  first_val = data.image_names[list(data.splits).index("val")]
+  with open(os.path.join(tree, "category_attribute", "Anno_fine", "val.txt")) as f:
+    assert f.readline().strip() == first_val
+
+
+def test_fine_reader_rejects_misaligned_files(fresh_tree):
+  path = os.path.join(fresh_tree, "category_attribute", "Anno_fine", "test_cate.txt")
+  _edit(path, 1, None)
+  with pytest.raises(DataError, match="the test files have different row counts"):
+    deepfashion.load_fine(os.path.join(fresh_tree, "category_attribute"))

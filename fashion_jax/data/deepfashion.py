@@ -195,3 +195,82 @@ def load_inshop(root: str, check_images: bool = True) -> InShopData:
   return InShopData(root=root, image_names=names,
                     item_ids=np.asarray([r[1] for r in partition.rows]), splits=splits,
                     bboxes=bboxes)
+
+
+# The fine-grained set's 26 attributes come in 6 groups, one attribute active per group.
+FINE_GROUPS = (("texture", 7), ("sleeve", 3), ("length", 3), ("neckline", 4), ("fabric", 6),
+               ("fit", 3))
+FINE_NUM_ATTRIBUTES = sum(size for _, size in FINE_GROUPS)
+
+
+def _read_plain_lines(path: str) -> list[list[str]]:
+  """Rows of a headerless fine-set file (one row per image, aligned across files)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return [line.split() for line in f.read().splitlines() if line.strip()]
+  except OSError as e:
+    raise DataError(f"Cannot read {path}: {e.strerror}. Is Anno_fine/ complete?") from e
+
+
+def _fine_attributes(rows: list[list[str]], path: str) -> np.ndarray:
+  """[N, 26] multi-hot, from rows of 26 0/1 flags or of 6 per-group indices (0-based)."""
+  offsets = np.cumsum([0] + [size for _, size in FINE_GROUPS[:-1]])
+  out = np.zeros((len(rows), FINE_NUM_ATTRIBUTES), bool)
+  for number, fields in enumerate(rows, start=1):
+    try:
+      values = [int(v) for v in fields]
+    except ValueError as e:
+      raise DataError(f"{path}:{number}: attributes must be integers.") from e
+    if len(values) == FINE_NUM_ATTRIBUTES and set(values) <= {0, 1}:
+      out[number - 1] = np.asarray(values) > 0
+    elif len(values) == len(FINE_GROUPS):
+      for group, (index, (name, size)) in enumerate(zip(values, FINE_GROUPS)):
+        if not 0 <= index < size:
+          raise DataError(f"{path}:{number}: {name} index {index} is outside 0..{size - 1}.")
+        out[number - 1, offsets[group] + index] = True
+    else:
+      raise DataError(f"{path}:{number}: expected {FINE_NUM_ATTRIBUTES} 0/1 flags or "
+                      f"{len(FINE_GROUPS)} group indices, found {len(values)} values.")
+  return out
+
+
+def load_fine(root: str, check_images: bool = True) -> CategoryAttributeData:
+  """The fine-grained set (`Anno_fine/`: <split>.txt, _cate, _attr, _bbox per split)."""
+  anno = os.path.join(root, "Anno_fine")
+  if not os.path.isdir(anno):
+    raise DataError(f"{root}: no Anno_fine/ folder.")
+  categories, category_types = read_names_and_types(os.path.join(anno, "list_category_cloth.txt"))
+  attributes, attribute_types = read_names_and_types(os.path.join(anno, "list_attr_cloth.txt"))
+  if len(attributes) != FINE_NUM_ATTRIBUTES:
+    raise DataError(f"{anno}/list_attr_cloth.txt lists {len(attributes)} attributes; the fine "
+                    f"set has {FINE_NUM_ATTRIBUTES}.")
+  parts = {"names": [], "labels": [], "attributes": [], "boxes": [], "splits": []}
+  for split in SPLITS:
+    files = {kind: os.path.join(anno, f"{split}{suffix}.txt")
+             for kind, suffix in (("names", ""), ("labels", "_cate"), ("attributes", "_attr"),
+                                  ("boxes", "_bbox"))}
+    rows = {kind: _read_plain_lines(path) for kind, path in files.items()}
+    lengths = {os.path.basename(files[k]): len(v) for k, v in rows.items()}
+    if len(set(lengths.values())) != 1:
+      raise DataError(f"{anno}: the {split} files have different row counts {lengths}.")
+    if not rows["names"]:
+      raise DataError(f"{files['names']}: the '{split}' split has no rows.")
+    names = [r[0] for r in rows["names"]]
+    if check_images:
+      for number, name in enumerate(names, start=1):
+        if not os.path.exists(os.path.join(root, name)):
+          raise DataError(f"{files['names']}:{number}: image {name} is listed but missing.")
+    labels = np.asarray([int(r[0]) - 1 for r in rows["labels"]])
+    if labels.min() < 0 or labels.max() >= len(categories):
+      raise DataError(f"{files['labels']}: category labels must be in 1..{len(categories)}.")
+    parts["names"] += names
+    parts["labels"].append(labels)
+    parts["attributes"].append(_fine_attributes(rows["attributes"], files["attributes"]))
+    parts["boxes"].append(np.asarray([[int(v) for v in r[:4]] for r in rows["boxes"]]))
+    parts["splits"] += [split] * len(names)
+  return CategoryAttributeData(
+      root=root, image_names=parts["names"], categories=categories,
+      category_types=category_types, category_labels=np.concatenate(parts["labels"]),
+      attributes=attributes, attribute_types=attribute_types,
+      attribute_labels=np.concatenate(parts["attributes"]),
+      bboxes=np.concatenate(parts["boxes"]), splits=np.asarray(parts["splits"]))
