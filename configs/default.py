@@ -15,9 +15,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # Fixes initialisation, split, shuffling and augmentation.
 
   config.data = ml_collections.ConfigDict(dict(
-      source="product_images",  # product_images (Kaggle folder) | hugging_face
+      source="product_images",  # product_images (Kaggle) | hugging_face | deepfashion_category
       root="",  # Folder, HF hub name or local dataset path; '' = embedded sample.
       csv_name="styles.csv",
+      deepfashion_annotations="coarse",  # deepfashion_category: coarse (Anno/) | fine
       hf_split="train",
       stratify="articleType",  # Column the train/val/test split is stratified on.
       val_fraction=0.1,

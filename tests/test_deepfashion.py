@@ -134,3 +134,25 @@ def test_fine_reader_rejects_misaligned_files(fresh_tree):
   _edit(path, 1, None)
   with pytest.raises(DataError, match="the test files have different row counts"):
     deepfashion.load_fine(os.path.join(fresh_tree, "category_attribute"))
+
+
+def test_category_config_trains_end_to_end_on_the_synthetic_tree(tree, tmp_path):
+  import json
+  import subprocess
+  args = [sys.executable, "-m", "fashion_jax.main",
+          f"--config={REPO}/configs/deepfashion_category.py", f"--workdir={tmp_path}",
+          f"--config.data.root={tree}/category_attribute", "--config.model.name=resnet_tiny",
+          "--config.model.width=8", "--config.data.image_size=32", "--config.batch_size=8",
+          "--config.num_train_steps=3", "--config.eval_every_steps=3",
+          "--config.checkpoint.every_steps=3", "--config.optimizer.warmup_steps=1"]
+  result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((tmp_path / "final_metrics.json").read_text())
+  assert {"val/category/accuracy", "val/attributes/micro_f1", "test/category/macro_f1"} <= \
+      set(metrics)
+  vocab = json.loads((tmp_path / "vocab.json").read_text())
+  assert vocab["attributes"]["multi_label_separator"] == "|"
+  # The benchmark's partition is used: the training rows are exactly its 'train' rows.
+  data = deepfashion.load_category_attribute(os.path.join(tree, "category_attribute"))
+  assert "Split sizes: {'train': %d, 'val': %d, 'test': %d}" % tuple(
+      int((data.splits == s).sum()) for s in deepfashion.SPLITS) in result.stderr

@@ -88,9 +88,12 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   data_config = config.data
   columns = sorted({t.column for t in tasks} | {data_config.stratify})
   table, report = sources.load_source(data_config, columns)
-  split_rows = splits_lib.stratified_split(
-      table.columns[data_config.stratify], data_config.val_fraction,
-      data_config.test_fraction, config.seed)
+  if table.splits is not None:
+    split_rows = {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
+  else:
+    split_rows = splits_lib.stratified_split(
+        table.columns[data_config.stratify], data_config.val_fraction,
+        data_config.test_fraction, config.seed)
   tables = {name: table.subset(rows) for name, rows in split_rows.items()}
   vocab_path = os.path.join(workdir, VOCAB_FILE) if workdir else None
   if vocab_path and os.path.exists(vocab_path):

@@ -82,6 +82,9 @@ class Table:
   rows: np.ndarray
   ids: np.ndarray
   columns: dict[str, np.ndarray]
+  # The dataset's own train/val/test assignment, when it defines one (DeepFashion);
+  # otherwise the pipeline makes a stratified split.
+  splits: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.rows)
@@ -89,7 +92,8 @@ class Table:
   def subset(self, indices: np.ndarray) -> "Table":
     indices = np.asarray(indices, dtype=np.int64)
     return Table(images=self.images, rows=self.rows[indices], ids=self.ids[indices],
-                 columns={k: v[indices] for k, v in self.columns.items()})
+                 columns={k: v[indices] for k, v in self.columns.items()},
+                 splits=None if self.splits is None else self.splits[indices])
 
   def image(self, i: int) -> bytes:
     return self.images[int(self.rows[i])]
@@ -229,9 +233,45 @@ def load_hugging_face(data_config, columns: Sequence[str]) -> tuple[Table, DataR
   return _make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
 
 
+def load_deepfashion_category(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
+  """DeepFashion Category and Attribute Prediction, with its official partition.
+
+  Columns: 'category' (name), 'category_type' (1 upper, 2 lower, 3 full body) and
+  'attributes' (positive attribute names joined by '|', for a sigmoid task).
+  `config.data.deepfashion_annotations` picks the coarse (Anno/) or fine (Anno_fine/)
+  annotations.
+  """
+  from fashion_jax.data import deepfashion  # Only this source needs it.
+  if not data_config.root:
+    raise DataError("config.data.root is empty: point it at the unpacked DeepFashion "
+                    "'Category and Attribute Prediction Benchmark' folder.")
+  annotations = data_config.deepfashion_annotations
+  loaders = {"coarse": deepfashion.load_category_attribute, "fine": deepfashion.load_fine}
+  if annotations not in loaders:
+    raise DataError(f"config.data.deepfashion_annotations={annotations!r} is not one of "
+                    f"{sorted(loaders)}.")
+  data = loaders[annotations](data_config.root)
+  available = {
+      "category": lambda: [data.categories[i] for i in data.category_labels],
+      "category_type": lambda: [str(data.category_types[i]) for i in data.category_labels],
+      "attributes": lambda: ["|".join(data.attributes[j] for j in np.flatnonzero(row))
+                             for row in data.attribute_labels],
+  }
+  missing = [c for c in columns if c not in available]
+  if missing:
+    raise DataError(f"DeepFashion category/attribute data has no column(s) {missing}; "
+                    f"it has {sorted(available)}.")
+  paths = [os.path.join(data_config.root, name) for name in data.image_names]
+  table = _make_table(FileImages(paths), data.image_names,
+                      {c: available[c]() for c in columns}, data_config.root)
+  table.splits = data.splits
+  return table, DataReport(source=data_config.root)
+
+
 SOURCES: dict[str, Callable] = {
     "product_images": load_product_images,
     "hugging_face": load_hugging_face,
+    "deepfashion_category": load_deepfashion_category,
 }
 
 
