@@ -156,3 +156,24 @@ def test_category_config_trains_end_to_end_on_the_synthetic_tree(tree, tmp_path)
   data = deepfashion.load_category_attribute(os.path.join(tree, "category_attribute"))
   assert "Split sizes: {'train': %d, 'val': %d, 'test': %d}" % tuple(
       int((data.splits == s).sum()) for s in deepfashion.SPLITS) in result.stderr
+
+
+def test_verify_reports_counts_that_differ_from_the_release_and_missing_images(fresh_tree):
+  from fashion_jax import verify_deepfashion
+  root = os.path.join(fresh_tree, "inshop")
+  counts, names = verify_deepfashion.measure("inshop", root)
+  assert counts["images"] == 24 and counts["items"] == 8
+  os.remove(os.path.join(root, names[2]))
+  problems = verify_deepfashion.verify("inshop", root)
+  assert "images: 24 (release: 52,712)" in problems
+  assert problems[-1] == f"images missing on disk: 1 of 24, e.g. {names[2]}"
+  assert verify_deepfashion.main(["--benchmark=inshop", f"--root={root}"]) == 1
+
+
+def test_verify_accepts_a_folder_that_matches(fresh_tree, monkeypatch):
+  from fashion_jax import verify_deepfashion
+  root = os.path.join(fresh_tree, "category_attribute")
+  counts, _ = verify_deepfashion.measure("category", root)
+  monkeypatch.setitem(verify_deepfashion.EXPECTED, "category", counts)
+  assert verify_deepfashion.verify("category", root) == []
+  assert verify_deepfashion.main([f"--root={root}"]) == 0
