@@ -73,18 +73,33 @@ def _route(x_shape, kernel_shape, stride, pad) -> str:
   return "taps" if out_h * out_w <= _SMALL_OUTPUT_PIXELS else "xla"
 
 
-def _taps(x, kh, kw, stride, pad, out_h, out_w):
-  """The kh*kw shifted, strided views of the padded input, one per kernel tap."""
-  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+def window_taps(x, size: int, stride: int, pad: int, pad_value=0.0) -> list[jax.Array]:
+  """The size*size shifted, strided views of the padded input, one per window tap.
+
+  Tap t = (i, j) holds x_padded[n, i + stride*a, j + stride*b, c] at output (a, b).
+  """
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+  out_h, out_w = (_output_size(x.shape[d], size, stride, pad) for d in (1, 2))
   return [padded[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
-          for i in range(kh) for j in range(kw)]
+          for i in range(size) for j in range(size)]
+
+
+def place_tap(values, tap: int, size: int, stride: int, pad: int, x_shape) -> jax.Array:
+  """Inverse of one `window_taps` view: `values` put back where that tap read, zeros
+  elsewhere, cropped to the unpadded input. Summing over taps gives an input gradient."""
+  i, j = divmod(tap, size)
+  out_h, out_w = values.shape[1:3]
+  _, height, width, _ = x_shape
+  placed = lax.pad(values, jnp.zeros((), values.dtype), (
+      (0, 0, 0), (i, height + 2 * pad - i - stride * (out_h - 1) - 1, stride - 1),
+      (j, width + 2 * pad - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
+  return placed[:, pad:pad + height, pad:pad + width, :]
 
 
 def _taps_forward(x, kernel, stride, pad):
-  kh, kw = kernel.shape[:2]
-  out_h, out_w = (_output_size(x.shape[d], kernel.shape[d - 1], stride, pad) for d in (1, 2))
-  taps = _taps(x, kh, kw, stride, pad, out_h, out_w)
-  return sum(_contract_channels(tap, kernel[t // kw, t % kw]) for t, tap in enumerate(taps))
+  size = kernel.shape[0]
+  taps = window_taps(x, size, stride, pad)
+  return sum(_contract_channels(tap, kernel[t // size, t % size]) for t, tap in enumerate(taps))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -120,27 +135,17 @@ def _matmul_conv_bwd(stride, pad, residuals, g):
   if route == "pointwise":
     g2 = g.reshape(-1, g.shape[-1])
     d_kernel = jnp.matmul(x, g2, preferred_element_type=accumulate).astype(g.dtype)[None, None]
-    d_strided = _contract_channels(g, kernel[0, 0].T)
-    d_x = d_strided if stride == 1 else jnp.zeros(x_shape, g.dtype).at[
-        :, ::stride, ::stride, :].set(d_strided)
+    d_x = place_tap(_contract_channels(g, kernel[0, 0].T), 0, 1, stride, 0, x_shape)
     return d_x, d_kernel
   if route == "xla":
     _, conv_vjp = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride, pad), x, kernel)
     return conv_vjp(g)
-  kh, kw = kernel.shape[:2]
-  _, height, width, _ = x_shape
-  out_h, out_w = g.shape[1:3]
-  taps = _taps(x, kh, kw, stride, pad, out_h, out_w)
+  size = kernel.shape[0]
+  taps = window_taps(x, size, stride, pad)
   d_kernel = jnp.stack([_sum_outer(tap, g) for tap in taps]).reshape(kernel.shape)
-  # Each tap's input gradient lands on the strided positions that tap read.
-  d_padded = 0
-  for t in range(kh * kw):
-    i, j = divmod(t, kw)
-    routed = _contract_channels(g, kernel[i, j].T)
-    d_padded = d_padded + lax.pad(routed, jnp.zeros((), g.dtype), (
-        (0, 0, 0), (i, height + 2 * pad - i - stride * (out_h - 1) - 1, stride - 1),
-        (j, width + 2 * pad - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
-  return d_padded[:, pad:pad + height, pad:pad + width, :], d_kernel
+  d_x = sum(place_tap(_contract_channels(g, kernel[t // size, t % size].T), t, size, stride,
+                      pad, x_shape) for t in range(size * size))
+  return d_x, d_kernel
 
 
 matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)

@@ -10,10 +10,9 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from flax import nnx
 
-from fashion_jax.models.conv import Conv
+from fashion_jax.models.conv import Conv, place_tap, window_taps
 from fashion_jax.errors import ConfigError
 
 # He-normal over fan-out, as torchvision initialises its ResNets.
@@ -42,14 +41,6 @@ class Layers:
                          use_fast_variance=False, scale_init=scale_init, rngs=self.rngs)
 
 
-def _pool_windows(x):
-  """The nine strided 3x3 window taps (stride 2, padding 1 with -inf) of x."""
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-  out_h, out_w = (x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2
-  return [padded[:, i:i + 2 * out_h - 1:2, j:j + 2 * out_w - 1:2, :]
-          for i in range(3) for j in range(3)]
-
-
 @jax.custom_vjp
 def max_pool_3x3_stride_2(x: jax.Array) -> jax.Array:
   """3x3 max pool, stride 2, padding 1: `nnx.max_pool`'s values and gradient, faster.
@@ -62,7 +53,7 @@ def max_pool_3x3_stride_2(x: jax.Array) -> jax.Array:
 
 
 def _max_pool_fwd(x):
-  windows = _pool_windows(x)
+  windows = window_taps(x, 3, 2, 1, pad_value=-jnp.inf)
   out, winner = windows[0], jnp.zeros(windows[0].shape, jnp.int8)
   for tap, window in enumerate(windows[1:], start=1):
     better = window > out
@@ -72,16 +63,9 @@ def _max_pool_fwd(x):
 
 
 def _max_pool_bwd(residuals, g):
-  winner, (n, h, w, c) = residuals
-  out_h, out_w = g.shape[1:3]
-  d_padded = 0
-  for tap in range(9):
-    i, j = divmod(tap, 3)
-    routed = jnp.where(winner == tap, g, 0).astype(g.dtype)
-    d_padded = d_padded + lax.pad(routed, jnp.zeros((), g.dtype), (
-        (0, 0, 0), (i, h + 2 - i - (2 * out_h - 1), 1), (j, w + 2 - j - (2 * out_w - 1), 1),
-        (0, 0, 0)))
-  return (d_padded[:, 1:h + 1, 1:w + 1, :],)
+  winner, x_shape = residuals
+  return (sum(place_tap(jnp.where(winner == tap, g, 0).astype(g.dtype), tap, 3, 2, 1, x_shape)
+              for tap in range(9)),)
 
 
 max_pool_3x3_stride_2.defvjp(_max_pool_fwd, _max_pool_bwd)
