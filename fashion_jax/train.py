@@ -10,10 +10,8 @@ import functools
 import json
 import math
 import os
-import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax

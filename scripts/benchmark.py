@@ -78,7 +78,6 @@ def _median_time(fn, steps: int) -> float:
 
 
 def jax_setup(image_size: int, batch: int, config_overrides: dict):
-  import jax
   import numpy as np
   from fashion_jax import optim, parallel, train
   from fashion_jax import tasks as tasks_lib
@@ -100,7 +99,7 @@ def jax_setup(image_size: int, batch: int, config_overrides: dict):
           "labels": {t.name: rng.integers(0, CLASSES[t.name], batch).astype(np.int32)
                      for t in tasks},
           "masks": {t.name: np.ones(batch, np.float32) for t in tasks}}
-  return jax, parallel.shard_batch(host, mesh), state, train_fn, eval_fn
+  return parallel.shard_batch(host, mesh), state, train_fn, eval_fn
 
 
 # Class counts of configs/mtl.py on the 6,650-image shared set (min_count=5).
@@ -109,7 +108,8 @@ CLASSES = {"articleType": 52, "baseColour": 29, "embedding": 72, "gender": 5,
 
 
 def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
-  jax, batch_arrays, state, train_fn, eval_fn = jax_setup(image_size, batch, overrides)
+  import jax
+  batch_arrays, state, train_fn, eval_fn = jax_setup(image_size, batch, overrides)
   lowered = train_fn.lower(state, batch_arrays)
   start = time.perf_counter()
   compiled = lowered.compile()
@@ -162,7 +162,6 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
 
 def torch_resnet50(num_outputs: dict):
   """torchvision's ResNet-50 (fc removed) with the same heads; hand-written if needed."""
-  import torch
   from torch import nn
   try:
     import torchvision
@@ -170,7 +169,7 @@ def torch_resnet50(num_outputs: dict):
     backbone.fc = nn.Identity()
     source = f"torchvision {torchvision.__version__}"
   except Exception:  # Not installed, or a build that does not match torch.
-    backbone = _HandWrittenResNet50()
+    backbone = _hand_written_resnet50()
     source = "hand-written (torchvision layout)"
 
   class MultiTask(nn.Module):
@@ -186,8 +185,8 @@ def torch_resnet50(num_outputs: dict):
   return MultiTask(), source
 
 
-def _bottleneck(torch_nn, in_ch, width, stride):
-  nn = torch_nn
+def _bottleneck(in_ch, width, stride):
+  from torch import nn
 
   class Bottleneck(nn.Module):
     def __init__(self):
@@ -207,14 +206,14 @@ def _bottleneck(torch_nn, in_ch, width, stride):
   return Bottleneck()
 
 
-def _HandWrittenResNet50():
+def _hand_written_resnet50():
   from torch import nn
   layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2, 1)]
   in_ch = 64
   for stage, size in enumerate((3, 4, 6, 3)):
     for i in range(size):
-      layers.append(_bottleneck(nn, in_ch, 64 * 2**stage, 2 if stage and i == 0 else 1))
+      layers.append(_bottleneck(in_ch, 64 * 2**stage, 2 if stage and i == 0 else 1))
       in_ch = 64 * 2**stage * 4
   layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
   return nn.Sequential(*layers)
@@ -308,6 +307,8 @@ def main():
   ceiling = matmul_gflops()
   print(f"# peak estimate: {how}; a 2048^3 float32 matmul in JAX runs at {ceiling:.0f} GFLOP/s "
         "(above the estimate when the CPU boosts past its nominal clock)")
+  if overrides.get("model.name", "resnet50") != "resnet50" and not args.no_torch:
+    print("# note: the PyTorch peer is always ResNet-50; ratios compare different models")
   sizes = [int(s) for s in args.sizes.split(",")]
   results = {"peak_gflops": peak, "matmul_gflops": ceiling, "sizes": {}}
   for size in sizes:

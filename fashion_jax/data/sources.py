@@ -169,11 +169,13 @@ def read_styles_csv(csv_path: str, image_dir: str, columns: Sequence[str],
   return ids, values, paths
 
 
-def _make_table(images, ids, values: dict[str, list[str]], source: str) -> Table:
+def _make_table(images, ids, values: dict[str, list[str]], source: str,
+                splits: np.ndarray | None = None) -> Table:
   if not ids:
     raise DataError(f"{source}: no usable rows (see the warnings above for why).")
   return Table(images=images, rows=np.arange(len(ids)), ids=np.asarray(ids, dtype=object),
-               columns={c: np.asarray(v, dtype=object) for c, v in values.items()})
+               columns={c: np.asarray(v, dtype=object) for c, v in values.items()},
+               splits=splits)
 
 
 def load_product_images(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
@@ -263,8 +265,7 @@ def load_deepfashion_category(data_config, columns: Sequence[str]) -> tuple[Tabl
                     f"it has {sorted(available)}.")
   paths = [os.path.join(data_config.root, name) for name in data.image_names]
   table = _make_table(FileImages(paths), data.image_names,
-                      {c: available[c]() for c in columns}, data_config.root)
-  table.splits = data.splits
+                      {c: available[c]() for c in columns}, data_config.root, data.splits)
   return table, DataReport(source=data_config.root)
 
 
