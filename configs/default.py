@@ -7,6 +7,7 @@ Trains articleType only, on the embedded sample.
 
 import ml_collections
 
+from fashion_jax.data.sources import dataset_config
 from fashion_jax.tasks import task_config
 
 
@@ -14,16 +15,22 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # Fixes initialisation, split, shuffling and augmentation.
 
+  # The datasets, by name. Each entry has every field of its source (see
+  # fashion_jax/data/sources.py: DATASET_FIELDS and SOURCES):
+  #   source: product_images (Kaggle layout) | hugging_face | deepfashion_category
+  #           | deepfashion_inshop
+  #   root: folder, HF hub name or local dataset path ('' = the embedded sample)
+  #   weight: share of training batches when several datasets are mixed
+  #   rare_policy: classes under a task's min_count: drop (mask) | other
+  #   sampler: auto (P x K identities when an embedding task reads it) | random | pk
+  #   crop_to_box / box_margin: crop to the annotated box (DeepFashion) plus a margin
+  #   stratify, val_fraction, test_fraction: split of sources without an official one
+  # A task reads the dataset named by its `dataset` field ('' = the only dataset).
+  config.datasets = ml_collections.ConfigDict({
+      "products": dataset_config("product_images"),
+  })
+
   config.data = ml_collections.ConfigDict(dict(
-      source="product_images",  # product_images (Kaggle) | hugging_face | deepfashion_category
-      root="",  # Folder, HF hub name or local dataset path; '' = embedded sample.
-      csv_name="styles.csv",
-      deepfashion_annotations="coarse",  # deepfashion_category: coarse (Anno/) | fine
-      hf_split="train",
-      stratify="articleType",  # Column the train/val/test split is stratified on.
-      val_fraction=0.1,
-      test_fraction=0.1,
-      rare_policy="drop",  # Classes under a task's min_count: drop (mask) | other.
       image_size=96,
       num_workers=0,  # grain worker processes; 0 = threads in the main process.
       num_threads=4,
@@ -53,6 +60,12 @@ def get_config() -> ml_collections.ConfigDict:
       weight_decay=0.05,
       grad_clip_norm=1.0,  # 0 disables clipping.
   ))
+
+  # Optional training stages, e.g. heads only on a frozen backbone, then everything:
+  # {"heads": {"until_step": 500, "tasks": "", "frozen_backbone": True},
+  #  "joint": {"until_step": -1, "tasks": "category,attributes:0.5", "frozen_backbone": False}}
+  # See fashion_jax/stages.py. Empty = all tasks at their weights for the whole run.
+  config.stages = ml_collections.ConfigDict()
 
   config.batch_size = 32  # Global, over all devices and hosts.
   config.num_epochs = 10

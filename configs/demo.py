@@ -10,7 +10,7 @@ from fashion_jax.config_lib import load_sibling_config
 
 def get_config():
   config = load_sibling_config(__file__, "mtl")
-  config.data.root = ""  # The embedded sample: 480 real images, no download.
+  config.datasets.products.root = ""  # The embedded sample: 480 real images, no download.
   config.data.image_size = 64
   config.model.name = "resnet18"
   for task in config.tasks.values():

@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fashion_jax import losses
 from fashion_jax import metrics
@@ -24,7 +25,11 @@ class Task:
   column: str
   weight: float
   min_count: int
+  dataset: str = ""  # The configured dataset whose samples carry this task's label.
   options: tuple[tuple[str, Any], ...] = ()
+  # Bound from the training data once it is read (see `bind_data`).
+  classes: tuple[str, ...] = ()
+  class_weights: tuple[float, ...] = ()  # Per-class positive weights (sigmoid, 'auto').
 
   def option(self, key: str):
     return dict(self.options)[key]
@@ -34,32 +39,51 @@ class Task:
     return KINDS[self.kind]
 
 
+ROWS = "rows/"  # Eval statistics under this prefix are kept per sample, not summed.
+
+
 class TaskKind:
   """Behaviour shared by all tasks of one kind."""
 
   options: dict[str, Any] = {}  # Kind-specific config fields and their defaults.
-  metric_names: tuple[str, ...] = ()  # What `summarize` returns.
   multi_label = False  # Labels are multi-hot rows instead of one class id.
   normalize_output = False  # Head output is L2-normalised (embeddings).
+
+  def metric_names(self, task: Task) -> tuple[str, ...]:
+    """What `summarize` returns (those known before the data is read)."""
+    raise NotImplementedError
 
   def head_size(self, task: Task, num_classes: int) -> int:
     return num_classes
 
+  def encode(self, task: Task, vocab, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw label strings -> (labels, mask); mask 0 where the sample has no usable label."""
+    ids = vocab.encode(values)
+    return ids, (ids >= 0).astype(np.float32)
+
   def loss(self, task: Task, output, labels, mask) -> jax.Array:
     raise NotImplementedError
 
-  def eval_stats(self, task: Task, output, labels, mask) -> dict[str, jax.Array]:
-    """Per-batch statistics, computed inside the jitted eval step."""
+  def eval_stats(self, task: Task, output, labels, mask, roles) -> dict[str, jax.Array]:
+    """Per-batch statistics, computed inside the jitted eval step.
+
+    Keys starting with ROWS are concatenated over the eval pass; the others are summed.
+    `roles` is each sample's retrieval role (see `data.pipeline.ROLES`).
+    """
     raise NotImplementedError
 
   def accumulate(self, total, stats):
     """Adds one batch's statistics to the running total (device arrays, no sync)."""
     if total is None:
-      return stats
-    return jax.tree.map(jnp.add, total, stats)
+      return {k: [v] if k.startswith(ROWS) else v for k, v in stats.items()}
+    return {k: total[k] + [v] if k.startswith(ROWS) else total[k] + v for k, v in stats.items()}
 
-  def summarize(self, total) -> dict[str, float]:
+  def summarize(self, task: Task, total) -> dict[str, float]:
     raise NotImplementedError
+
+
+def _rows(total, key: str) -> np.ndarray:
+  return np.concatenate(jax.device_get(total[ROWS + key]))
 
 
 def _loss_stats(loss, mask):
@@ -72,74 +96,151 @@ def _mean_loss(total) -> jax.Array:
 
 
 class Softmax(TaskKind):
-  options = {"label_smoothing": 0.0}
-  metric_names = ("loss", "accuracy", "macro_f1")
+  options = {"label_smoothing": 0.0,
+             "top_k": ()}  # Extra top-k accuracies to report, e.g. (3, 5).
+
+  def metric_names(self, task):
+    return ("loss", "accuracy", "macro_f1", *(f"top{k}_accuracy" for k in task.option("top_k")))
 
   def loss(self, task, output, labels, mask):
     return losses.softmax_cross_entropy(output, labels, mask, task.option("label_smoothing"))
 
-  def eval_stats(self, task, output, labels, mask):
+  def eval_stats(self, task, output, labels, mask, roles):
     stats = _loss_stats(self.loss(task, output, labels, mask), mask)
     stats["confusion"] = metrics.confusion_matrix(
         labels, jnp.argmax(output, -1), mask, output.shape[-1])
+    for k in task.option("top_k"):
+      stats[f"top{k}_hits"] = metrics.top_k_hits(output, labels, mask, k)
     return stats
 
-  def summarize(self, total):
-    return {"loss": _mean_loss(total), **metrics.classification_metrics(total["confusion"])}
+  def summarize(self, task, total):
+    out = {"loss": _mean_loss(total), **metrics.classification_metrics(total["confusion"])}
+    for k in task.option("top_k"):
+      out[f"top{k}_accuracy"] = total[f"top{k}_hits"] / jnp.maximum(total["count"], 1.0)
+    return out
 
 
 class Sigmoid(TaskKind):
-  options = {"pos_weight": 1.0, "threshold": 0.5, "separator": "|"}
-  metric_names = ("loss", "micro_f1", "macro_f1")
+  """Multi-label attributes: one independent sigmoid per class.
+
+  `pos_weight` scales the positive term of the loss; 'auto_pos_weight' sets it per class
+  to (negatives / positives) in the training split, capped at `max_pos_weight`. Class
+  names of the form 'group<group_separator>name' form groups of mutually exclusive
+  classes (DeepFashion fine attributes), each scored by arg-max accuracy.
+  """
+
+  options = {"pos_weight": 1.0, "auto_pos_weight": False, "max_pos_weight": 50.0,
+             "threshold": 0.5, "separator": "|", "top_k": (), "group_separator": ""}
+
   multi_label = True
 
-  def loss(self, task, output, labels, mask):
-    return losses.sigmoid_binary_cross_entropy(output, labels, mask, task.option("pos_weight"))
+  def encode(self, task, vocab, values):
+    return vocab.encode_multi_hot(values)
 
-  def eval_stats(self, task, output, labels, mask):
+  def metric_names(self, task):
+    return ("loss", "micro_f1", "macro_f1", "hamming_loss", "mAP",
+            *(f"top{k}_recall" for k in task.option("top_k")))
+
+  def groups(self, task) -> dict[str, tuple[int, ...]]:
+    separator = task.option("group_separator")
+    groups = {}
+    if separator:
+      for index, name in enumerate(task.classes):
+        if separator in name:
+          groups.setdefault(name.split(separator, 1)[0], []).append(index)
+    return {g: tuple(v) for g, v in groups.items()}
+
+  def loss(self, task, output, labels, mask):
+    pos_weight = (jnp.asarray(task.class_weights) if task.class_weights
+                  else task.option("pos_weight"))
+    return losses.sigmoid_binary_cross_entropy(output, labels, mask, pos_weight)
+
+  def eval_stats(self, task, output, labels, mask, roles):
     stats = _loss_stats(self.loss(task, output, labels, mask), mask)
-    predicted = (jax.nn.sigmoid(output.astype(jnp.float32)) >= task.option("threshold"))
-    stats.update(metrics.multilabel_counts(labels, predicted.astype(jnp.float32), mask))
+    scores = jax.nn.sigmoid(output.astype(jnp.float32))
+    predicted = (scores >= task.option("threshold")).astype(jnp.float32)
+    stats.update(metrics.multilabel_counts(labels, predicted, mask))
+    for k in task.option("top_k"):
+      stats[f"top{k}_recall"] = metrics.attribute_top_k_recall(scores, labels, mask, k)
+    for group, index in self.groups(task).items():
+      stats[f"group/{group}"] = metrics.group_accuracy_counts(scores, labels, mask, index)
+    # Average precision ranks each class over the whole split: keep the scores.
+    stats.update({ROWS + "scores": scores, ROWS + "targets": labels, ROWS + "mask": mask})
     return stats
 
-  def summarize(self, total):
-    return {"loss": _mean_loss(total),
-            **metrics.multilabel_metrics(total["tp"], total["fp"], total["fn"])}
+  def summarize(self, task, total):
+    out = {"loss": _mean_loss(total),
+           **metrics.multilabel_metrics(total["tp"], total["fp"], total["fn"]),
+           "hamming_loss": metrics.hamming_loss(total["fp"], total["fn"], total["count"],
+                                                total["tp"].shape[0])}
+    keep = _rows(total, "mask") > 0
+    out["mAP"] = metrics.mean_average_precision(_rows(total, "scores")[keep],
+                                                _rows(total, "targets")[keep])
+    for k in task.option("top_k"):
+      found, count = total[f"top{k}_recall"]
+      out[f"top{k}_recall"] = found / jnp.maximum(count, 1.0)
+    group_accuracies = []
+    for group in self.groups(task):
+      correct, count = total[f"group/{group}"]
+      group_accuracies.append(correct / jnp.maximum(count, 1.0))
+      out[f"{group}_accuracy"] = group_accuracies[-1]
+    if group_accuracies:
+      out["mean_group_accuracy"] = jnp.mean(jnp.asarray(group_accuracies))
+    return out
 
 
 class Embedding(TaskKind):
-  """Metric-learning head: samples sharing the label in `column` are positives."""
+  """Metric-learning head: samples sharing the label in `column` are positives.
 
-  options = {"dim": 128, "margin": 0.2}
-  metric_names = ("loss", "recall_at_1")
+  Labels are identities (e.g. an In-shop item id): they are compared for equality
+  only, so unseen identities (query and gallery items) are fine.
+  """
+
+  options = {"dim": 128, "margin": 0.2, "recall_ks": (1, 5, 10)}
   normalize_output = True
+
+  def metric_names(self, task):
+    return ("loss", *(f"recall_at_{k}" for k in task.option("recall_ks")))
 
   def head_size(self, task, num_classes):
     return task.option("dim")
 
+  def encode(self, task, vocab, values):
+    # Identities within the split; '' (no identity) is masked.
+    names, ids = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+    ids = ids.astype(np.int32)
+    mask = (names[ids] != "").astype(np.float32)
+    return np.where(mask > 0, ids, -1).astype(np.int32), mask
+
   def loss(self, task, output, labels, mask):
     return losses.batch_hard_triplet(output, labels, mask, task.option("margin"))
 
-  def eval_stats(self, task, output, labels, mask):
+  def eval_stats(self, task, output, labels, mask, roles):
     stats = _loss_stats(self.loss(task, output, labels, mask), mask)
-    stats.update(embeddings=output.astype(jnp.float32), labels=labels, mask=mask)
+    stats.update({ROWS + "embeddings": output.astype(jnp.float32), ROWS + "labels": labels,
+                  ROWS + "mask": mask, ROWS + "roles": roles})
     return stats
 
-  def accumulate(self, total, stats):
-    # Recall@K needs every embedding of the split, so these are kept, not summed.
-    total = total or {"loss_sum": 0.0, "count": 0.0, "batches": []}
-    return {"loss_sum": total["loss_sum"] + stats["loss_sum"],
-            "count": total["count"] + stats["count"],
-            "batches": total["batches"] + [(stats["embeddings"], stats["labels"], stats["mask"])]}
-
-  def summarize(self, total):
-    emb, labels, mask = (jnp.concatenate(x) for x in zip(*total["batches"]))
-    return {"loss": _mean_loss(total), "recall_at_1": metrics.recall_at_k(emb, labels, mask, 1)}
+  def summarize(self, task, total):
+    from fashion_jax.data.pipeline import ROLES  # Avoids a data <-> tasks import cycle.
+    embeddings, labels = _rows(total, "embeddings"), _rows(total, "labels")
+    valid, roles = _rows(total, "mask") > 0, _rows(total, "roles")
+    queries = valid & (roles == ROLES["query"])
+    if queries.any():  # Query set against gallery set (In-shop protocol).
+      gallery = valid & (roles == ROLES["gallery"])
+      recalls = metrics.retrieval_recall(embeddings[queries], labels[queries],
+                                         embeddings[gallery], labels[gallery],
+                                         task.option("recall_ks"))
+    else:  # Every sample against all the others.
+      recalls = metrics.retrieval_recall(embeddings[valid], labels[valid], embeddings[valid],
+                                         labels[valid], task.option("recall_ks"),
+                                         leave_one_out=True)
+    return {"loss": _mean_loss(total), **{f"recall_at_{k}": v for k, v in recalls.items()}}
 
 
 KINDS: dict[str, TaskKind] = {"softmax": Softmax(), "sigmoid": Sigmoid(),
                               "embedding": Embedding()}
-_COMMON_FIELDS = {"kind", "column", "weight", "min_count"}
+_COMMON_FIELDS = {"kind", "column", "weight", "min_count", "dataset"}
 
 
 def parse_tasks(tasks_config) -> list[Task]:
@@ -164,8 +265,18 @@ def parse_tasks(tasks_config) -> list[Task]:
     if weight < 0:
       raise ConfigError(f"{where}.weight={weight} must be >= 0.")
     options = {**spec.options, **{k: entry[k] for k in spec.options if k in entry}}
+    for key, default in spec.options.items():
+      if isinstance(default, tuple):  # Hashable (tasks are static jit arguments), sorted.
+        try:
+          options[key] = tuple(int(v) for v in options[key])
+        except (TypeError, ValueError) as e:
+          raise ConfigError(f"{where}.{key}={options[key]!r}: expected a tuple of integers "
+                            "such as (1, 5).") from e
+        if any(v <= 0 for v in options[key]):
+          raise ConfigError(f"{where}.{key}={options[key]!r}: values must be positive.")
     tasks.append(Task(name=name, kind=kind, column=entry["column"], weight=weight,
                       min_count=int(entry.get("min_count", 1)),
+                      dataset=str(entry.get("dataset", "")),
                       options=tuple(sorted(options.items()))))
   return tasks
 
@@ -180,14 +291,30 @@ def task_losses(tasks: list[Task], outputs, labels, masks) -> dict[str, jax.Arra
 
 def metric_keys(tasks: list[Task], prefix: str) -> list[str]:
   """Names of the eval metrics, e.g. 'val/gender/accuracy'."""
-  return [f"{prefix}/{t.name}/{m}" for t in tasks for m in t.spec.metric_names]
+  return [f"{prefix}/{t.name}/{m}" for t in tasks for m in t.spec.metric_names(t)]
+
+
+def bind_data(tasks: list[Task], vocabs, train_labels: dict, train_masks: dict) -> list[Task]:
+  """Attaches what the training data decides: class names and automatic class weights."""
+  bound = []
+  for task in tasks:
+    weights = ()
+    if task.spec.multi_label and task.option("auto_pos_weight"):
+      counted = train_masks[task.name] > 0
+      positives = train_labels[task.name][counted].sum(0)
+      negatives = counted.sum() - positives
+      weights = tuple(np.clip(negatives / np.maximum(positives, 1.0), 1.0,
+                              task.option("max_pos_weight")).astype(float).tolist())
+    bound.append(dataclasses.replace(task, classes=tuple(vocabs[task.name].classes),
+                                     class_weights=weights))
+  return bound
 
 
 def task_config(kind: str, column: str, weight: float = 1.0, min_count: int = 1,
-                **options) -> dict:
+                dataset: str = "", **options) -> dict:
   """A `config.tasks` entry with every field of its kind, so each is overridable by flag."""
   unknown = set(options) - set(KINDS[kind].options)
   if unknown:
     raise ConfigError(f"Unknown option(s) {sorted(unknown)} for a '{kind}' task.")
   return {"kind": kind, "column": column, "weight": weight, "min_count": min_count,
-          **KINDS[kind].options, **options}
+          "dataset": dataset, **KINDS[kind].options, **options}

@@ -21,6 +21,7 @@ from flax import nnx
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import optim
 from fashion_jax import parallel
+from fashion_jax import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.models import build_model
@@ -47,12 +48,20 @@ def create_train_state(config, tasks, vocabs, tx, mesh):
   return graphdef, state
 
 
-def train_step(graphdef, state, batch, *, tasks):
-  """One optimisation step on a global batch; returns the new state and step metrics."""
+def _in_backbone(path) -> bool:
+  return any(getattr(key, "key", None) == "backbone" for key in path)
+
+
+def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
+  """One optimisation step on a global batch; returns the new state and step metrics.
+
+  With `frozen_backbone` only the heads train: the backbone's parameters, BatchNorm
+  statistics and optimizer moments come out exactly as they went in.
+  """
   model, optimizer = nnx.merge(graphdef, state)
 
   def loss_fn(model):
-    outputs = model(batch["image"], train=True)
+    outputs = model(batch["image"], train=True, frozen_backbone=frozen_backbone)
     losses = tasks_lib.task_losses(tasks, outputs, batch["labels"], batch["masks"])
     return losses["total"], losses
 
@@ -60,7 +69,11 @@ def train_step(graphdef, state, batch, *, tasks):
   optimizer.update(model, grads)
   metrics = {f"loss/{name}": value for name, value in losses.items()}
   metrics["grad_norm"] = optax.tree.norm(grads)
-  return nnx.state((model, optimizer)), metrics
+  new_state = nnx.state((model, optimizer))
+  if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
+    new_state = jax.tree_util.tree_map_with_path(
+        lambda path, new, old: old if _in_backbone(path) else new, new_state, state)
+  return new_state, metrics
 
 
 def eval_step(graphdef, state, batch, *, tasks):
@@ -68,16 +81,25 @@ def eval_step(graphdef, state, batch, *, tasks):
   model, _ = nnx.merge(graphdef, state)
   outputs = model(batch["image"], train=False)
   return {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
-                                    batch["masks"][t.name]) for t in tasks}
+                                    batch["masks"][t.name], batch["roles"]) for t in tasks}
+
+
+def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False):
+  """The jitted train step; it donates the old state's buffers."""
+  replicated = parallel.replicated(mesh)
+  return jax.jit(functools.partial(train_step, graphdef, tasks=tuple(tasks),
+                                   frozen_backbone=frozen_backbone),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
 
 
 def compile_steps(graphdef, tasks, mesh):
-  """Jitted train and eval steps. The train step donates the old state's buffers."""
-  replicated = parallel.replicated(mesh)
-  train = jax.jit(functools.partial(train_step, graphdef, tasks=tasks),
-                  out_shardings=(replicated, replicated), donate_argnums=0)
-  evaluate = jax.jit(functools.partial(eval_step, graphdef, tasks=tasks))
-  return train, evaluate
+  """Jitted train step and, per dataset, an eval step scoring that dataset's tasks."""
+  train = compile_train_step(graphdef, tasks, mesh)
+  evaluators = {}
+  for dataset in dict.fromkeys(t.dataset for t in tasks):
+    own = [t for t in tasks if t.dataset == dataset]
+    evaluators[dataset] = (jax.jit(functools.partial(eval_step, graphdef, tasks=own)), own)
+  return train, evaluators
 
 
 def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str) -> dict[str, float]:
@@ -89,7 +111,7 @@ def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str) -> dict[str, flo
       totals[t.name] = t.spec.accumulate(totals[t.name], stats[t.name])
   results = {}
   for t in tasks:
-    for key, value in t.spec.summarize(totals[t.name]).items():
+    for key, value in t.spec.summarize(t, totals[t.name]).items():
       results[f"{prefix}/{t.name}/{key}"] = float(value)
   return results
 
@@ -163,17 +185,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   mesh = parallel.make_mesh()
   local_batch = parallel.per_process_batch_size(config.batch_size)
   data = pipeline.prepare_data(config, tasks, workdir)
-  train_split = data.splits["train"]
-  steps_per_epoch = len(train_split) // config.batch_size
+  tasks = data.tasks
+  train_splits = data.split("train")
+  # With several datasets an "epoch" is one pass over their summed training splits.
+  num_train = sum(len(s) for s in train_splits)
+  steps_per_epoch = num_train // config.batch_size
   if steps_per_epoch == 0:
-    raise DataError(f"The training split ({len(train_split)} samples) is smaller than "
+    raise DataError(f"The training split ({num_train} samples) is smaller than "
                     f"config.batch_size={config.batch_size}.")
   total_steps = (config.num_train_steps if config.num_train_steps > 0
                  else config.num_epochs * steps_per_epoch)
+  stages = stages_lib.parse_stages(config.stages, tasks, total_steps)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
-  p_train_step, p_eval_step = compile_steps(graphdef, tasks, mesh)
-  train_iter = pipeline.train_iterator(train_split, config.data, local_batch, config.seed,
+  _, evaluators = compile_steps(graphdef, tasks, mesh)
+  train_steps = {}  # Stage name -> its jitted step, compiled when the stage starts.
+  train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count())
 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
@@ -191,20 +218,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
 
   def eval_split(name: str, state) -> dict[str, float]:
-    if not len(data.splits[name]):
-      return {}
-    batches = pipeline.eval_batches(data.splits[name], config.data, local_batch,
-                                    jax.process_index(), jax.process_count())
-    return evaluate(p_eval_step, state, batches, tasks, mesh, name)
+    results = {}
+    for dataset, (eval_fn, own_tasks) in evaluators.items():
+      split = data.datasets[dataset][name]
+      if len(split):
+        batches = pipeline.eval_batches(split, config.data, local_batch,
+                                        jax.process_index(), jax.process_count())
+        results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name))
+    return results
 
   logging.info("Training %d steps (%d per epoch, global batch %d on %d devices)",
                total_steps, steps_per_epoch, config.batch_size, jax.device_count())
   step_metrics, results = [], {}
   try:
     for step in range(start_step + 1, total_steps + 1):
+      stage = stages_lib.stage_at(stages, step)
+      if stage.name not in train_steps:
+        logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
+                     stage.name, stage.start, stage.end, stage.frozen_backbone,
+                     {t.name: t.weight for t in stage.tasks})
+        train_steps[stage.name] = compile_train_step(graphdef, stage.tasks, mesh,
+                                                     stage.frozen_backbone)
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = parallel.shard_batch(next(train_iter), mesh)
-        state, metrics = p_train_step(state, batch)
+        state, metrics = train_steps[stage.name](state, batch)
         step_metrics.append(metrics)
       for hook in hooks:
         hook(step)

@@ -37,7 +37,7 @@ def load_config(name: str):
 def tiny_config(tasks=None, root: str = ""):
   """configs/default.py shrunk to a model and images that train in seconds on CPU."""
   config = load_config("default")
-  config.data.root = root
+  config.datasets.products.root = root
   config.data.image_size = 32
   config.data.num_threads = 2
   config.model.name = "resnet_tiny"

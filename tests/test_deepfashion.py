@@ -136,26 +136,88 @@ def test_fine_reader_rejects_misaligned_files(fresh_tree):
     deepfashion.load_fine(os.path.join(fresh_tree, "category_attribute"))
 
 
-def test_category_config_trains_end_to_end_on_the_synthetic_tree(tree, tmp_path):
+def _tensorboard_scalars(workdir) -> dict[str, float]:
+  """Last value of every scalar in the run's TensorBoard event files (TFRecord framing)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  scalars = {}
+  for name in sorted(os.listdir(workdir)):
+    if not name.startswith("events.out.tfevents"):
+      continue
+    with open(os.path.join(workdir, name), "rb") as f:
+      data = f.read()
+    offset = 0
+    while offset < len(data):
+      (length,) = struct.unpack("<Q", data[offset:offset + 8])
+      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      offset += 12 + length + 4
+      for value in event.summary.value:
+        scalars[value.tag] = value.simple_value
+  return scalars
+
+
+_TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
+         "--config.data.image_size=32", "--config.batch_size=8", "--config.num_train_steps=3",
+         "--config.eval_every_steps=3", "--config.checkpoint.every_steps=3",
+         "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
+_CATEGORY = "--config.datasets.deepfashion.root={tree}/category_attribute"
+_INSHOP = "--config.datasets.inshop.root={tree}/inshop"
+_RECALLS = {f"{s}/embedding/recall_at_{k}" for s in ("val", "test")
+            for k in (1, 5, 10, 20, 30, 40, 50)}
+# config, its flags, metrics it must report (val and test).
+_CONFIG_RUNS = {
+    "category": ("deepfashion_category.py", [_CATEGORY],
+                 {"val/category/accuracy", "val/category/top3_accuracy",
+                  "test/category/top5_accuracy", "test/category/macro_f1"}),
+    "attributes": ("deepfashion_attributes.py", [_CATEGORY],
+                   {"val/attributes/top3_recall", "test/attributes/top5_recall",
+                    "test/attributes/micro_f1", "test/attributes/macro_f1",
+                    "test/attributes/hamming_loss", "test/attributes/mAP"}),
+    "attributes_fine": ("deepfashion_attributes.py:fine", [_CATEGORY],
+                        {f"test/attributes/{g}_accuracy" for g, _ in deepfashion.FINE_GROUPS}
+                        | {"test/attributes/mean_group_accuracy", "test/attributes/mAP"}),
+    "inshop": ("deepfashion_inshop.py", [_INSHOP], _RECALLS),
+    "deepfashion_mtl": ("deepfashion_mtl.py",
+                        [_CATEGORY, _INSHOP, "--config.stages.heads.until_step=2"],
+                        _RECALLS | {"test/category/top5_accuracy", "test/attributes/mAP"}),
+    "mtl_all": ("mtl_all.py", [_CATEGORY, _INSHOP, "--config.stages.heads.until_step=1"],
+                _RECALLS | {"test/category/accuracy", "test/attributes/top5_recall",
+                            "test/articleType/accuracy", "test/product_embedding/recall_at_1"}),
+}
+
+
+@pytest.mark.parametrize("run", sorted(_CONFIG_RUNS))
+def test_deepfashion_configs_train_end_to_end_on_the_synthetic_tree(tree, tmp_path, run):
   import json
   import subprocess
-  args = [sys.executable, "-m", "fashion_jax.main",
-          f"--config={REPO}/configs/deepfashion_category.py", f"--workdir={tmp_path}",
-          f"--config.data.root={tree}/category_attribute", "--config.model.name=resnet_tiny",
-          "--config.model.width=8", "--config.data.image_size=32", "--config.batch_size=8",
-          "--config.num_train_steps=3", "--config.eval_every_steps=3",
-          "--config.checkpoint.every_steps=3", "--config.optimizer.warmup_steps=1"]
+  config, flags, expected = _CONFIG_RUNS[run]
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/{config}",
+          f"--workdir={tmp_path}", *(f.format(tree=tree) for f in flags), *_TINY]
   result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "final_metrics.json").read_text())
-  assert {"val/category/accuracy", "val/attributes/micro_f1", "test/category/macro_f1"} <= \
-      set(metrics)
-  vocab = json.loads((tmp_path / "vocab.json").read_text())
-  assert vocab["attributes"]["multi_label_separator"] == "|"
-  # The benchmark's partition is used: the training rows are exactly its 'train' rows.
-  data = deepfashion.load_category_attribute(os.path.join(tree, "category_attribute"))
-  assert "Split sizes: {'train': %d, 'val': %d, 'test': %d}" % tuple(
-      int((data.splits == s).sum()) for s in deepfashion.SPLITS) in result.stderr
+  assert expected <= set(metrics), expected - set(metrics)
+  assert all(np.isfinite(v) for v in metrics.values())
+  # The same figures reach TensorBoard.
+  scalars = _tensorboard_scalars(tmp_path)
+  for key in expected:
+    np.testing.assert_allclose(scalars[key], metrics[key], rtol=1e-5)
+  if "stages" in " ".join(flags):
+    assert "Stage 'heads' from step 1" in result.stderr and "Stage 'joint'" in result.stderr
+
+
+def test_category_run_uses_the_official_partition(tree, tmp_path):
+  from fashion_jax.data import pipeline
+  from fashion_jax import tasks as tasks_lib
+  from conftest import load_config
+  config = load_config("deepfashion_category")
+  config.datasets.deepfashion.root = os.path.join(tree, "category_attribute")
+  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), str(tmp_path))
+  raw = deepfashion.load_category_attribute(config.datasets.deepfashion.root)
+  for split in deepfashion.SPLITS:
+    assert list(data.splits[split].table.ids) == [
+        n for n, s in zip(raw.image_names, raw.splits) if s == split]
+  assert data.splits["train"].box_margin == 0.1
 
 
 def test_verify_reports_counts_that_differ_from_the_release_and_missing_images(fresh_tree):

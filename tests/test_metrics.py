@@ -1,7 +1,8 @@
-"""Metric arithmetic against hand-worked examples."""
+"""Metric arithmetic against hand-worked examples and brute-force numpy loops."""
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fashion_jax import metrics
 
@@ -35,19 +36,124 @@ def test_multilabel_micro_macro_f1():
   np.testing.assert_allclose(out["macro_f1"], (1 + 1 + 0) / 3, rtol=1e-6)
 
 
-def test_recall_at_1_leave_one_out():
-  emb = jnp.array([[1.0, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]])
-  emb = emb / jnp.linalg.norm(emb, axis=1, keepdims=True)
-  labels = jnp.array([0, 0, 1, 2, 3])
+def _loo(emb, labels, k):
+  emb, labels = np.asarray(emb), np.asarray(labels)
+  return metrics.retrieval_recall(emb, labels, emb, labels, [k], leave_one_out=True)[k]
+
+
+def test_recall_at_k_leave_one_out_by_hand():
+  emb = np.array([[1.0, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]])
+  labels = [0, 0, 1, 2, 3]
   # 0 <-> 1 find each other; 2 and 3 have no same-label partner; 4 is unique.
-  np.testing.assert_allclose(metrics.recall_at_k(emb, labels, jnp.ones(5), 1), 1.0)
-  labels = jnp.array([0, 1, 1, 0, 2])
+  np.testing.assert_allclose(_loo(emb, labels, 1), 1.0)
+  labels = [0, 1, 1, 0, 2]
   # 0's nearest is 1 (miss); 1's nearest is 0 (miss); 2's nearest is 3 (miss); 3 -> 2 (miss).
-  np.testing.assert_allclose(metrics.recall_at_k(emb, labels, jnp.ones(5), 1), 0.0)
+  np.testing.assert_allclose(_loo(emb, labels, 1), 0.0)
   # Top-3: 0 -> {1, 4, 3} hit; 1 -> {0, 4, 3} miss; 2 -> {3, 4, 1} hit; 3 -> {2, 4, 1} miss.
-  np.testing.assert_allclose(metrics.recall_at_k(emb, labels, jnp.ones(5), 3), 0.5)
-  np.testing.assert_allclose(metrics.recall_at_k(emb, labels, jnp.ones(5), 4), 1.0)
-  # Masked samples are neither queries nor candidates: with 1 masked, 0 -> 4 hit,
-  # 2 -> 3 hit, 3 -> 2 hit, 4 -> 3 miss (with 1 present, 0 -> 1 would be a hit too).
-  masked = metrics.recall_at_k(emb, jnp.array([0, 0, 1, 1, 0]), jnp.array([1, 0, 1, 1, 1.0]), 1)
-  np.testing.assert_allclose(masked, 3 / 4)
+  np.testing.assert_allclose(_loo(emb, labels, 3), 0.5)
+  np.testing.assert_allclose(_loo(emb, labels, 4), 1.0)
+
+
+# Brute-force references: loops over samples, written from the definitions.
+
+def _brute_retrieval(query, query_labels, gallery, gallery_labels, k, leave_one_out):
+  hits = answerable = 0
+  for i in range(len(query)):
+    candidates = [j for j in range(len(gallery)) if not (leave_one_out and i == j)]
+    if not any(gallery_labels[j] == query_labels[i] for j in candidates):
+      continue
+    answerable += 1
+    cos = [float(query[i] @ gallery[j] / np.linalg.norm(query[i]) / np.linalg.norm(gallery[j]))
+           for j in candidates]
+    top = [candidates[j] for j in np.argsort(cos)[::-1][:k]]
+    hits += any(gallery_labels[j] == query_labels[i] for j in top)
+  return hits / answerable
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_retrieval_recall_matches_brute_force(seed):
+  rng = np.random.default_rng(seed)
+  query, gallery = rng.normal(size=(37, 8)), rng.normal(size=(53, 8))
+  query_labels, gallery_labels = rng.integers(0, 15, 37), rng.integers(0, 12, 53)
+  ks = (1, 5, 10, 20, 30, 40, 50)
+  # A chunk size that does not divide the queries exercises the padded last chunk.
+  got = metrics.retrieval_recall(query, query_labels, gallery, gallery_labels, ks, chunk_size=16)
+  for k in ks:
+    np.testing.assert_allclose(got[k], _brute_retrieval(query, query_labels, gallery,
+                                                        gallery_labels, k, False), rtol=1e-6)
+  got = metrics.retrieval_recall(gallery, gallery_labels, gallery, gallery_labels, ks,
+                                 leave_one_out=True, chunk_size=10)
+  for k in ks:
+    np.testing.assert_allclose(got[k], _brute_retrieval(gallery, gallery_labels, gallery,
+                                                         gallery_labels, k, True), rtol=1e-6)
+
+
+def test_top_k_hits_matches_brute_force():
+  rng = np.random.default_rng(0)
+  logits, labels = rng.normal(size=(40, 9)), rng.integers(0, 9, 40)
+  mask = (rng.random(40) > 0.2).astype(np.float32)
+  for k in (1, 3, 5, 12):
+    expected = sum(m * (labels[i] in np.argsort(-logits[i])[:k]) for i, m in enumerate(mask))
+    np.testing.assert_allclose(metrics.top_k_hits(jnp.asarray(logits), jnp.asarray(labels),
+                                                  jnp.asarray(mask), k), expected)
+
+
+def test_attribute_top_k_recall_matches_brute_force():
+  rng = np.random.default_rng(1)
+  scores = rng.random((30, 20))
+  targets = (rng.random((30, 20)) < 0.15).astype(np.float32)
+  targets[3] = 0  # An image without positives is left out.
+  mask = np.ones(30, np.float32)
+  mask[5] = 0
+  for k in (3, 5):
+    recalls = [targets[i][np.argsort(-scores[i])[:k]].sum() / targets[i].sum()
+               for i in range(30) if targets[i].sum() > 0 and mask[i] > 0]
+    total, count = metrics.attribute_top_k_recall(jnp.asarray(scores), jnp.asarray(targets),
+                                                  jnp.asarray(mask), k)
+    assert count == len(recalls)
+    np.testing.assert_allclose(total / count, np.mean(recalls), rtol=1e-5)
+
+
+def test_hamming_loss_and_f1_match_brute_force():
+  rng = np.random.default_rng(2)
+  targets = (rng.random((25, 7)) < 0.3).astype(np.float32)
+  predicted = (rng.random((25, 7)) < 0.3).astype(np.float32)
+  counts = metrics.multilabel_counts(jnp.asarray(targets), jnp.asarray(predicted), jnp.ones(25))
+  wrong = sum(targets[i, c] != predicted[i, c] for i in range(25) for c in range(7))
+  np.testing.assert_allclose(metrics.hamming_loss(counts["fp"], counts["fn"], 25, 7),
+                             wrong / (25 * 7), rtol=1e-6)
+  tp = sum(targets[i, c] * predicted[i, c] for i in range(25) for c in range(7))
+  np.testing.assert_allclose(metrics.multilabel_metrics(**counts)["micro_f1"],
+                             2 * tp / (targets.sum() + predicted.sum()), rtol=1e-6)
+
+
+def test_mean_average_precision_matches_brute_force():
+  rng = np.random.default_rng(3)
+  scores = rng.random((50, 6))
+  targets = (rng.random((50, 6)) < 0.3).astype(np.float32)
+  targets[:, 4] = 0  # A class without positives is left out of the mean.
+  aps = []
+  for c in range(6):
+    order = sorted(range(50), key=lambda i: -scores[i, c])
+    positives = [rank for rank, i in enumerate(order, 1) if targets[i, c]]
+    if positives:
+      aps.append(np.mean([(n + 1) / rank for n, rank in enumerate(positives)]))
+  np.testing.assert_allclose(metrics.mean_average_precision(scores, targets), np.mean(aps),
+                             rtol=1e-12)
+
+
+def test_group_accuracy_matches_brute_force():
+  rng = np.random.default_rng(4)
+  scores = rng.random((40, 10))
+  targets = np.zeros((40, 10), np.float32)
+  for i in range(40):
+    targets[i, rng.integers(0, 4)] = 1
+    if i % 7:  # Some samples have no positive in the second group: not counted there.
+      targets[i, 4 + rng.integers(0, 6)] = 1
+  for group in ((0, 1, 2, 3), (4, 5, 6, 7, 8, 9)):
+    g = list(group)
+    counted = [i for i in range(40) if targets[i, g].sum() == 1]
+    correct = sum(np.argmax(scores[i, g]) == np.argmax(targets[i, g]) for i in counted)
+    got = metrics.group_accuracy_counts(jnp.asarray(scores), jnp.asarray(targets),
+                                        jnp.ones(40), group)
+    np.testing.assert_allclose(got, (correct, len(counted)))

@@ -13,8 +13,9 @@ from fashion_jax.data.sources import SAMPLE_DIR
 from fashion_jax.tasks import task_config
 
 
-def _prepare(root="", workdir=None, **task_overrides):
+def _prepare(root="", workdir=None, sampler="auto", **task_overrides):
   config = tiny_config(root=root)
+  config.datasets.products.sampler = sampler
   if task_overrides:
     config.tasks = task_overrides
   tasks = tasks_lib.parse_tasks(config.tasks)
@@ -22,7 +23,7 @@ def _prepare(root="", workdir=None, **task_overrides):
 
 
 def test_one_epoch_of_batches_matches_the_csv():
-  config, tasks, data = _prepare()
+  config, tasks, data = _prepare(sampler="random")
   train = data.splits["train"]
   batch_size = 16
   it = pipeline.train_iterator(train, config.data, batch_size, seed=0)

@@ -9,16 +9,15 @@ import pytest
 from conftest import SAMPLE_COLUMNS, read_sample_rows
 from fashion_jax.data import sources
 from fashion_jax.data.report import DataReport
-from fashion_jax.errors import DataError
+from fashion_jax.errors import ConfigError, DataError
 
 
-def _data_config(**kw):
-  return ml_collections.ConfigDict({"source": "product_images", "root": "",
-                                    "csv_name": "styles.csv", "hf_split": "train", **kw})
+def _data_config(source="product_images", **kw):
+  return ml_collections.ConfigDict(sources.dataset_config(source, **kw))
 
 
 def test_embedded_sample_matches_its_csv():
-  table, report = sources.load_product_images(_data_config(), ["articleType", "gender"])
+  table, report = sources.load_source(_data_config(), ["articleType", "gender"])
   rows = read_sample_rows()
   assert len(table) == len(rows) >= 300
   assert list(table.ids) == [r["id"] for r in rows]
@@ -62,15 +61,23 @@ def test_bom_is_ignored_and_missing_columns_name_the_file(tmp_path):
   os.makedirs(tmp_path / "images")
   (tmp_path / "images" / "7.jpg").write_bytes(b"x")
   (tmp_path / "styles.csv").write_bytes("\ufeffid,gender\n7,Men\n".encode("utf-8"))
-  table, _ = sources.load_product_images(_data_config(root=str(tmp_path)), ["gender"])
+  table, _ = sources.load_source(_data_config(root=str(tmp_path)), ["gender"])
   assert list(table.ids) == ["7"]
   with pytest.raises(DataError, match=r"styles.csv: missing column\(s\) \['usage'\]"):
-    sources.load_product_images(_data_config(root=str(tmp_path)), ["usage"])
+    sources.load_source(_data_config(root=str(tmp_path)), ["usage"])
 
 
-def test_unknown_source_names_the_field():
-  with pytest.raises(DataError, match="config.data.source='kaggle'"):
-    sources.load_source(_data_config(source="kaggle"), ["gender"])
+def test_unknown_source_or_field_names_the_config_field():
+  config = _data_config()
+  config.source = "kaggle"
+  with pytest.raises(ConfigError, match=r"config.datasets.shop.source='kaggle' is not one of"):
+    sources.load_source(config, ["gender"], where="config.datasets.shop")
+  config = _data_config()
+  config.hf_split = "train"  # A field of another source.
+  with pytest.raises(ConfigError, match=r"config.datasets.shop: unknown field\(s\) \['hf_split'\]"):
+    sources.load_source(config, ["gender"], where="config.datasets.shop")
+  with pytest.raises(ConfigError, match="Unknown field"):
+    sources.dataset_config("product_images", annotations="fine")
 
 
 def _local_hf_dataset(n=40):

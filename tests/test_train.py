@@ -21,9 +21,11 @@ def _setup(config, mesh=None):
   mesh = mesh or parallel.make_mesh()
   tasks = tasks_lib.parse_tasks(config.tasks)
   data = pipeline.prepare_data(config, tasks, None)
+  tasks = data.tasks
   tx, _ = optim.make_optimizer(config.optimizer, 100)
   graphdef, state = train.create_train_state(config, tasks, data.vocabs, tx, mesh)
-  train_fn, eval_fn = train.compile_steps(graphdef, tasks, mesh)
+  train_fn, evaluators = train.compile_steps(graphdef, tasks, mesh)
+  (eval_fn, _), = evaluators.values()
   return tasks, data, state, train_fn, eval_fn, mesh
 
 

@@ -203,6 +203,12 @@ FINE_GROUPS = (("texture", 7), ("sleeve", 3), ("length", 3), ("neckline", 4), ("
 FINE_NUM_ATTRIBUTES = sum(size for _, size in FINE_GROUPS)
 
 
+def fine_attribute_groups(attribute_types: list[int]) -> list[str]:
+  """Group name of each fine attribute, from its type (1..6) in list_attr_cloth.txt."""
+  return [FINE_GROUPS[t - 1][0] if 1 <= t <= len(FINE_GROUPS) else f"type{t}"
+          for t in attribute_types]
+
+
 def _read_plain_lines(path: str) -> list[list[str]]:
   """Rows of a headerless fine-set file (one row per image, aligned across files)."""
   try:

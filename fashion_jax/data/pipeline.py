@@ -1,17 +1,22 @@
-"""From a configured source to batches: split, vocabularies, labels, and grain pipelines.
+"""From configured datasets to batches: split, vocabularies, labels, and grain pipelines.
 
-    source rows -> stratified split -> vocabularies (train split only) -> label ids + masks
-      -> grain: [process shard] -> shuffle(seed) -> repeat -> decode -> augment -> batch
+    each dataset: source rows -> official or stratified split -> label ids + masks
+    vocabularies: each task's from its own dataset's training split
+    grain, per dataset: [process shard] -> shuffle(seed) or P x K identities -> repeat
+      -> decode (+ box crop) -> augment;  datasets mixed by weight -> batch
 
 A batch is a dict of numpy arrays: 'image' uint8 [B, H, W, 3], 'labels' {task: ids [B]
 or multi-hot [B, C]}, 'masks' {task: float32 [B]} (0 = this sample does not train or
-score this task).
+score this task, e.g. it comes from another dataset) and 'roles' int32 [B] (retrieval
+role, see ROLES).
 """
 
 import dataclasses
+import functools
+import json
 import math
 import os
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import grain
 import numpy as np
@@ -21,20 +26,28 @@ from fashion_jax.data import sources
 from fashion_jax.data import splits as splits_lib
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
-from fashion_jax.data.report import DataReport
 from fashion_jax.errors import CheckpointMismatchError, ConfigError, DataError
 
 VOCAB_FILE = "vocab.json"
 REPORT_FILE = "data_report.json"
+# Retrieval role of a sample: 'query' samples search the 'gallery' ones; with no
+# queries in a split, every sample searches all the others.
+ROLES = {"": 0, "query": 1, "gallery": 2}
 
 
 @dataclasses.dataclass
 class SplitData:
-  """One split's rows with their encoded labels and per-task masks."""
+  """One split of one dataset: rows, encoded labels, per-task masks and how to read them."""
 
   table: sources.Table
   labels: dict[str, np.ndarray]
   masks: dict[str, np.ndarray]
+  roles: np.ndarray  # int32 [N], values of ROLES.
+  dataset: str = ""
+  weight: float = 1.0  # Share of the training mixture.
+  identity_task: str | None = None  # Set: sample P identities x K images per batch.
+  images_per_identity: int = 4
+  box_margin: float | None = None  # Set: crop each image to its box plus this margin.
 
   def __len__(self) -> int:
     return len(self.table)
@@ -42,32 +55,48 @@ class SplitData:
 
 @dataclasses.dataclass
 class Data:
+  tasks: list  # The configured tasks, with their dataset resolved and their classes bound.
   vocabs: dict[str, vocab_lib.Vocab]
-  splits: dict[str, SplitData]
-  report: DataReport
+  datasets: dict[str, dict[str, SplitData]]  # dataset name -> split name -> data.
+
+  @property
+  def splits(self) -> dict[str, SplitData]:
+    """The splits of the only dataset (single-dataset runs, tools and tests)."""
+    if len(self.datasets) != 1:
+      raise ValueError(f"{len(self.datasets)} datasets: use Data.datasets.")
+    return next(iter(self.datasets.values()))
+
+  def split(self, name: str) -> list[SplitData]:
+    """That split of every dataset, in config order."""
+    return [splits[name] for splits in self.datasets.values()]
 
 
-def encode_split(table: sources.Table, tasks, vocabs) -> SplitData:
+def encode_split(table: sources.Table, tasks, vocabs, dataset: str = "") -> SplitData:
+  """Encodes the labels of `dataset`'s tasks; other datasets' tasks get mask 0."""
   labels, masks = {}, {}
   for task in tasks:
-    values = table.columns[task.column]
     vocab = vocabs[task.name]
-    if task.spec.multi_label:
-      labels[task.name], masks[task.name] = vocab.encode_multi_hot(values)
+    if task.dataset == dataset:
+      labels[task.name], masks[task.name] = task.spec.encode(
+          task, vocab, table.columns[task.column])
     else:
-      ids = vocab.encode(values)
-      labels[task.name] = ids
-      masks[task.name] = (ids != vocab_lib.MISSING).astype(np.float32)
-  return SplitData(table=table, labels=labels, masks=masks)
+      shape = (len(table), len(vocab)) if task.spec.multi_label else (len(table),)
+      labels[task.name] = (np.zeros(shape, np.float32) if task.spec.multi_label
+                           else np.full(shape, vocab_lib.MISSING, np.int32))
+      masks[task.name] = np.zeros(len(table), np.float32)
+  roles = (np.zeros(len(table), np.int32) if table.roles is None
+           else np.asarray([ROLES[r] for r in table.roles], np.int32))
+  return SplitData(table=table, labels=labels, masks=masks, roles=roles, dataset=dataset)
 
 
-def _build_vocabs(train_table, tasks, rare_policy) -> dict[str, vocab_lib.Vocab]:
+def _build_vocabs(train_tables, tasks, datasets_config) -> dict[str, vocab_lib.Vocab]:
   vocabs = {}
   for task in tasks:
     separator = task.option("separator") if task.spec.multi_label else None
     try:
       vocabs[task.name] = vocab_lib.build_vocab(
-          task.column, train_table.columns[task.column], task.min_count, rare_policy, separator)
+          task.column, train_tables[task.dataset].columns[task.column], task.min_count,
+          datasets_config[task.dataset].rare_policy, separator)
     except ConfigError as e:
       raise ConfigError(f"config.tasks.{task.name}: {e}") from e
   return vocabs
@@ -83,35 +112,112 @@ def _check_saved_vocabs(saved, tasks, path):
         "Use a new --workdir for a different task list.")
 
 
-def prepare_data(config, tasks, workdir: str | None) -> Data:
-  """Reads the source, splits it, and builds (or reloads) the vocabularies."""
-  data_config = config.data
-  columns = sorted({t.column for t in tasks} | {data_config.stratify})
-  table, report = sources.load_source(data_config, columns)
+def resolve_datasets(tasks, datasets_config) -> list:
+  """Names each task's dataset: its `dataset` field, or the only configured dataset."""
+  names = list(datasets_config)
+  if not names:
+    raise ConfigError("config.datasets is empty: configure at least one dataset.")
+  resolved = []
+  for task in tasks:
+    dataset = task.dataset
+    if not dataset:
+      if len(names) > 1:
+        raise ConfigError(f"config.tasks.{task.name}.dataset is not set and there are "
+                          f"{len(names)} datasets {names}: name the one with its labels.")
+      dataset = names[0]
+    if dataset not in names:
+      raise ConfigError(f"config.tasks.{task.name}.dataset={dataset!r} is not one of the "
+                        f"configured datasets {names}.")
+    resolved.append(dataclasses.replace(task, dataset=dataset))
+  unused = [n for n in names if not any(t.dataset == n for t in resolved)]
+  if unused:
+    raise ConfigError(f"No task reads config.datasets.{unused[0]}: set a task's dataset field "
+                      "to it, or remove it.")
+  return resolved
+
+
+def _split_rows(table, dataset_config, seed: int, where: str) -> dict[str, np.ndarray]:
   if table.splits is not None:
-    split_rows = {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
-  else:
-    split_rows = splits_lib.stratified_split(
-        table.columns[data_config.stratify], data_config.val_fraction,
-        data_config.test_fraction, config.seed)
-  tables = {name: table.subset(rows) for name, rows in split_rows.items()}
+    return {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
+  return splits_lib.stratified_split(table.columns[dataset_config.stratify],
+                                     dataset_config.val_fraction, dataset_config.test_fraction,
+                                     seed, where)
+
+
+def _identity_task(tasks, dataset_config, where: str):
+  """The embedding task whose identities a P x K sampler groups by, if any."""
+  if dataset_config.sampler not in ("auto", "random", "pk"):
+    raise ConfigError(f"{where}.sampler={dataset_config.sampler!r} is not one of "
+                      "['auto', 'pk', 'random'].")
+  embeddings = [t.name for t in tasks if t.kind == "embedding"]
+  if dataset_config.sampler == "random" or not embeddings:
+    if dataset_config.sampler == "pk":
+      raise ConfigError(f"{where}.sampler='pk' needs an embedding task reading this dataset.")
+    return None
+  if dataset_config.images_per_identity < 2:
+    raise ConfigError(f"{where}.images_per_identity={dataset_config.images_per_identity} "
+                      "must be >= 2 (a triplet needs a positive).")
+  return embeddings[0]
+
+
+def prepare_data(config, tasks, workdir: str | None) -> Data:
+  """Reads every configured dataset, splits it, and builds (or reloads) the vocabularies."""
+  tasks = resolve_datasets(tasks, config.datasets)
+  tables, reports = {}, {}
+  for name, dataset_config in config.datasets.items():
+    where = f"config.datasets.{name}"
+    own = [t for t in tasks if t.dataset == name]
+    columns = {t.column for t in own}
+    if "stratify" in dataset_config:
+      columns.add(dataset_config.stratify)
+    table, reports[name] = sources.load_source(dataset_config, sorted(columns), config.seed,
+                                               where)
+    rows = _split_rows(table, dataset_config, config.seed, where)
+    tables[name] = {split: table.subset(r) for split, r in rows.items()}
+    if len(tables[name]["train"]) == 0:
+      raise DataError(f"{where}: the training split is empty after reading and filtering.")
   vocab_path = os.path.join(workdir, VOCAB_FILE) if workdir else None
   if vocab_path and os.path.exists(vocab_path):
     vocabs = vocab_lib.load_vocabs(vocab_path)
     _check_saved_vocabs(vocabs, tasks, vocab_path)
   else:
-    vocabs = _build_vocabs(tables["train"], tasks, data_config.rare_policy)
+    vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, config.datasets)
     if vocab_path:
       vocab_lib.save_vocabs(vocab_path, vocabs)
   if workdir:
-    report.save(os.path.join(workdir, REPORT_FILE))
-  encoded = {name: encode_split(t, tasks, vocabs) for name, t in tables.items()}
-  logging.info("Split sizes: %s; classes per task: %s",
-               {k: len(v) for k, v in encoded.items()},
-               {k: len(v) for k, v in vocabs.items()})
-  if len(encoded["train"]) == 0:
-    raise DataError("The training split is empty after reading and filtering the data.")
-  return Data(vocabs=vocabs, splits=encoded, report=report)
+    _save_reports(os.path.join(workdir, REPORT_FILE), reports)
+
+  datasets = {}
+  for name, split_tables in tables.items():
+    dataset_config = config.datasets[name]
+    where = f"config.datasets.{name}"
+    identity_task = _identity_task([t for t in tasks if t.dataset == name], dataset_config,
+                                   where)
+    datasets[name] = {}
+    for split, table in split_tables.items():
+      data = encode_split(table, tasks, vocabs, name)
+      data.weight = dataset_config.weight
+      data.identity_task = identity_task
+      data.images_per_identity = dataset_config.images_per_identity
+      if dataset_config.crop_to_box:
+        if table.boxes is None:
+          raise ConfigError(f"{where}.crop_to_box is set but {dataset_config.source} data "
+                            "has no bounding boxes.")
+        data.box_margin = float(dataset_config.box_margin)
+      datasets[name][split] = data
+    logging.info("%s split sizes: %s", where, {k: len(v) for k, v in datasets[name].items()})
+  logging.info("Classes per task: %s", {k: len(v) for k, v in vocabs.items()})
+  from fashion_jax import tasks as tasks_lib  # Tasks import data helpers; avoid a cycle.
+  train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
+  train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
+  tasks = tasks_lib.bind_data(tasks, vocabs, train_labels, train_masks)
+  return Data(tasks=tasks, vocabs=vocabs, datasets=datasets)
+
+
+def _save_reports(path: str, reports) -> None:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump({name: r.to_dict() for name, r in reports.items()}, f, indent=2)
 
 
 class Examples:
@@ -125,40 +231,90 @@ class Examples:
 
   def __getitem__(self, index: int) -> dict:
     index = int(index)
-    table = self.split.table
+    split = self.split
+    table = split.table
     try:
       encoded, error = table.image(index), None
     except (OSError, ValueError) as e:
       encoded, error = b"", str(e)
+    box = table.boxes[index] if split.box_margin is not None else None
     return {"encoded": encoded, "error": error, "where": table.images.describe(table.rows[index]),
-            "labels": {k: v[index] for k, v in self.split.labels.items()},
-            "masks": {k: v[index] for k, v in self.split.masks.items()}}
+            "box": box, "labels": {k: v[index] for k, v in split.labels.items()},
+            "masks": {k: v[index] for k, v in split.masks.items()},
+            "roles": split.roles[index]}
 
   def __repr__(self) -> str:  # grain checks the source's repr when restoring an iterator.
     return f"Examples(n={len(self)}, images={self.split.table.images!r})"
 
 
+class IdentityBatches:
+  """P x K sampling: consecutive runs of K images of one identity, P identities per batch.
+
+  Position i of the endless stream belongs to epoch i // epoch_length; an epoch visits
+  every identity (with 2+ images) of this process's share once, in an order drawn from
+  (seed, process, epoch), with K of its images drawn without replacement (with
+  replacement when it has fewer than K). Random access keeps it checkpointable by grain.
+  """
+
+  def __init__(self, examples: Examples, identities: np.ndarray, valid: np.ndarray, k: int,
+               seed: int, process_index: int = 0, process_count: int = 1):
+    self.examples = examples
+    self.k = k
+    self.seed = (seed, process_index)
+    groups = {}
+    for row in np.flatnonzero(valid):
+      groups.setdefault(int(identities[row]), []).append(row)
+    usable = [np.asarray(rows) for _, rows in sorted(groups.items()) if len(rows) >= 2]
+    self.groups = usable[process_index::process_count]
+    if not self.groups:
+      raise DataError(f"P x K sampling of {examples!r} found no identity with 2+ images "
+                      "for this process.")
+    self.epoch_length = len(self.groups) * k
+    self.plan = functools.lru_cache(maxsize=2)(self._plan)
+
+  def __len__(self) -> int:
+    return 2**62  # Endless; positions map to (epoch, offset).
+
+  def _plan(self, epoch: int) -> np.ndarray:
+    rng = np.random.default_rng([*self.seed, epoch])
+    order = rng.permutation(len(self.groups))
+    return np.concatenate([rng.choice(self.groups[g], self.k, replace=len(self.groups[g]) < self.k)
+                           for g in order])
+
+  def __getitem__(self, index: int) -> dict:
+    epoch, offset = divmod(int(index), self.epoch_length)
+    return self.examples[int(self.plan(epoch)[offset])]
+
+  def __repr__(self) -> str:
+    return (f"IdentityBatches({self.examples!r}, k={self.k}, seed={self.seed}, "
+            f"identities={len(self.groups)})")
+
+
 class Decode(grain.transforms.Map):
-  """Decodes and resizes; an unreadable image becomes a blank, fully masked sample.
+  """Decodes, optionally crops to the box, and resizes; an unreadable image becomes a
+  blank, fully masked sample.
 
   Masking keeps batch shapes static (no recompilation) and the run going; the file is
   named in the log so it can be fixed.
   """
 
-  def __init__(self, image_size: int):
+  def __init__(self, image_size: int, box_margin: float | None = None):
     self.image_size = image_size
+    self.box_margin = box_margin
 
   def map(self, element: dict) -> dict:
     masks = element["masks"]
     try:
       if element["error"]:
         raise transforms.ImageDecodeError(element["error"])
-      image = transforms.decode_image(element["encoded"], self.image_size)
+      image = transforms.decode_image(element["encoded"], self.image_size, element["box"],
+                                      self.box_margin or 0.0)
     except transforms.ImageDecodeError as e:
       logging.warning("Skipping unreadable image %s: %s", element["where"], e)
       image = np.full((self.image_size, self.image_size, 3), 255, np.uint8)
       masks = {k: np.float32(0.0) for k in masks}
-    return {"image": image, "labels": element["labels"], "masks": masks}
+    return {"image": image, "labels": element["labels"], "masks": masks,
+            "roles": element["roles"]}
 
 
 class Augment(grain.transforms.RandomMap):
@@ -171,19 +327,47 @@ def _read_options(data_config) -> grain.ReadOptions:
                            prefetch_buffer_size=data_config.prefetch_buffer_size)
 
 
-def train_iterator(split: SplitData, data_config, batch_size: int, seed: int,
-                   process_index: int = 0, process_count: int = 1):
+def _train_stream(split: SplitData, data_config, seed: int, process_index: int, process_count: int) -> grain.MapDataset:
+  """One dataset's endless, decoded, augmented training samples for this process."""
+  if split.identity_task:
+    ds = grain.MapDataset.source(IdentityBatches(
+        Examples(split), split.labels[split.identity_task],
+        split.masks[split.identity_task] > 0, split.images_per_identity, seed,
+        process_index, process_count))
+  else:
+    if len(split) // process_count < 1:
+      raise ConfigError(f"config.datasets.{split.dataset}: its training split has "
+                        f"{len(split)} samples, fewer than one per process.")
+    ds = grain.MapDataset.source(Examples(split))[process_index::process_count]
+    ds = ds.shuffle(seed=seed).repeat(None)
+  return ds.map(Decode(data_config.image_size, split.box_margin))
+
+
+def train_iterator(splits: SplitData | Sequence[SplitData], data_config, batch_size: int,
+                   seed: int, process_index: int = 0, process_count: int = 1):
   """Endless, checkpointable iterator of training batches for this process.
 
-  Each process reads a disjoint shard. Order and augmentation depend only on `seed`
-  and the position in the stream, so a restored iterator continues exactly.
+  Each process reads a disjoint shard. Several datasets are mixed by their weights
+  (grain's MapDataset.mix: a fixed interleaving, so each batch has about those
+  shares). Order and augmentation depend only on `seed` and the position in the
+  stream, so a restored iterator continues exactly.
   """
-  if len(split) // process_count < batch_size:
-    raise ConfigError(f"The training split has {len(split)} samples, fewer than one batch "
-                     f"per process ({batch_size}); lower config.batch_size.")
-  ds = grain.MapDataset.source(Examples(split))[process_index::process_count]
-  ds = ds.shuffle(seed=seed).repeat(None)
-  ds = ds.map(Decode(data_config.image_size)).random_map(Augment(), seed=seed + 1)
+  splits = [splits] if isinstance(splits, SplitData) else [s for s in splits if s.weight > 0]
+  if not splits:
+    raise ConfigError("Every configured dataset has weight 0: nothing to train on.")
+  total = sum(len(s) for s in splits)
+  if total // process_count < batch_size:
+    raise ConfigError(f"The training split has {total} samples, fewer than one batch "
+                      f"per process ({batch_size}); lower config.batch_size.")
+  if len(splits) == 1 and splits[0].identity_task and batch_size % splits[0].images_per_identity:
+    raise ConfigError(f"The per-process batch size {batch_size} is not a multiple of "
+                      f"config.datasets.{splits[0].dataset}.images_per_identity="
+                      f"{splits[0].images_per_identity} (P x K sampling).")
+  streams = [_train_stream(s, data_config, seed + i, process_index, process_count)
+             for i, s in enumerate(splits)]
+  ds = streams[0] if len(streams) == 1 else grain.MapDataset.mix(
+      streams, weights=[s.weight for s in splits])
+  ds = ds.random_map(Augment(), seed=seed + 1)
   iter_ds = ds.to_iter_dataset(_read_options(data_config))
   iter_ds = iter_ds.batch(batch_size, drop_remainder=True)
   if data_config.num_workers > 0:
@@ -199,7 +383,8 @@ def _pad(batch: dict, batch_size: int) -> dict:
   # Padded rows get mask 0 (zeros), so they count in no metric.
   return {"image": pad(batch["image"]),
           "labels": {k: pad(v) for k, v in batch["labels"].items()},
-          "masks": {k: pad(v) for k, v in batch["masks"].items()}}
+          "masks": {k: pad(v) for k, v in batch["masks"].items()},
+          "roles": pad(batch["roles"])}
 
 
 def eval_batches(split: SplitData, data_config, batch_size: int, process_index: int = 0,
@@ -209,7 +394,7 @@ def eval_batches(split: SplitData, data_config, batch_size: int, process_index: 
   All processes yield the same number of batches, as the sharded eval step needs.
   """
   ds = grain.MapDataset.source(Examples(split))[process_index::process_count]
-  ds = ds.map(Decode(data_config.image_size))
+  ds = ds.map(Decode(data_config.image_size, split.box_margin))
   num_batches = math.ceil(math.ceil(len(split) / process_count) / batch_size)
   iterator = iter(ds.to_iter_dataset(_read_options(data_config)).batch(batch_size))
   empty = None
@@ -225,4 +410,5 @@ def _empty_like(batch: dict) -> dict:
   """A batch of zero rows with the same structure (what a finished shard contributes)."""
   return {"image": np.zeros_like(batch["image"][:0]),
           "labels": {k: np.zeros_like(v[:0]) for k, v in batch["labels"].items()},
-          "masks": {k: np.zeros_like(v[:0]) for k, v in batch["masks"].items()}}
+          "masks": {k: np.zeros_like(v[:0]) for k, v in batch["masks"].items()},
+          "roles": np.zeros_like(batch["roles"][:0])}

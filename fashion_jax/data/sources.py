@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from fashion_jax.data.report import DataReport
-from fashion_jax.errors import DataError
+from fashion_jax.errors import ConfigError, DataError
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
 _FREE_TEXT_COLUMN = "productDisplayName"
@@ -85,15 +85,19 @@ class Table:
   # The dataset's own train/val/test assignment, when it defines one (DeepFashion);
   # otherwise the pipeline makes a stratified split.
   splits: np.ndarray | None = None
+  # Retrieval role per row: 'query', 'gallery' or '' (each sample against all others).
+  roles: np.ndarray | None = None
+  boxes: np.ndarray | None = None  # [N, 4] x1, y1, x2, y2 in pixels, when the data has them.
 
   def __len__(self) -> int:
     return len(self.rows)
 
   def subset(self, indices: np.ndarray) -> "Table":
     indices = np.asarray(indices, dtype=np.int64)
+    pick = lambda a: None if a is None else a[indices]  # noqa: E731
     return Table(images=self.images, rows=self.rows[indices], ids=self.ids[indices],
                  columns={k: v[indices] for k, v in self.columns.items()},
-                 splits=None if self.splits is None else self.splits[indices])
+                 splits=pick(self.splits), roles=pick(self.roles), boxes=pick(self.boxes))
 
   def image(self, i: int) -> bytes:
     return self.images[int(self.rows[i])]
@@ -169,29 +173,28 @@ def read_styles_csv(csv_path: str, image_dir: str, columns: Sequence[str],
   return ids, values, paths
 
 
-def _make_table(images, ids, values: dict[str, list[str]], source: str,
-                splits: np.ndarray | None = None) -> Table:
+def _make_table(images, ids, values: dict[str, list[str]], source: str, **extra) -> Table:
   if not ids:
     raise DataError(f"{source}: no usable rows (see the warnings above for why).")
   return Table(images=images, rows=np.arange(len(ids)), ids=np.asarray(ids, dtype=object),
-               columns={c: np.asarray(v, dtype=object) for c, v in values.items()},
-               splits=splits)
+               columns={c: np.asarray(v, dtype=object) for c, v in values.items()}, **extra)
 
 
-def load_product_images(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
+def load_product_images(data_config, columns: Sequence[str], seed: int,
+                        where: str) -> tuple[Table, DataReport]:
   """Kaggle layout: `<root>/styles.csv` and `<root>/images/<id>.jpg`.
 
   An empty `data_config.root` means the small real subset shipped with the package.
   """
   root = data_config.root or SAMPLE_DIR
-  csv_path = os.path.join(root, data_config.get("csv_name", "styles.csv"))
+  csv_path = os.path.join(root, data_config.csv_name)
   report = DataReport(source=csv_path)
   ids, values, paths = read_styles_csv(csv_path, os.path.join(root, "images"), columns, report)
   report.log()
   return _make_table(FileImages(paths), ids, values, csv_path), report
 
 
-def _open_hf_dataset(name_or_path: str, split: str):
+def _open_hf_dataset(name_or_path: str, split: str, where: str):
   """Opens a hub name, a `save_to_disk` folder, a parquet/arrow file or an imagefolder."""
   import datasets  # Lazy: heavy, and only this source needs it.
   if os.path.isdir(name_or_path) and os.path.exists(
@@ -207,16 +210,17 @@ def _open_hf_dataset(name_or_path: str, split: str):
   if isinstance(loaded, datasets.DatasetDict):
     if split not in loaded:
       raise DataError(f"{name_or_path}: no split '{split}' (has {list(loaded)}); "
-                    "set config.data.hf_split.")
+                    f"set {where}.hf_split.")
     loaded = loaded[split]
   return loaded
 
 
-def load_hugging_face(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
+def load_hugging_face(data_config, columns: Sequence[str], seed: int,
+                      where: str) -> tuple[Table, DataReport]:
   """`ashraq/fashion-product-images-small` from the hub, or the same columns on disk."""
   name = data_config.root or "ashraq/fashion-product-images-small"
   report = DataReport(source=name)
-  dataset = _open_hf_dataset(name, data_config.get("hf_split", "train"))
+  dataset = _open_hf_dataset(name, data_config.hf_split, where)
   missing = [c for c in ["image", *columns] if c not in dataset.column_names]
   if missing:
     raise DataError(f"{name}: missing column(s) {missing}; it has {dataset.column_names}.")
@@ -235,51 +239,160 @@ def load_hugging_face(data_config, columns: Sequence[str]) -> tuple[Table, DataR
   return _make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
 
 
-def load_deepfashion_category(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
+def _deepfashion_root(data_config, where: str, benchmark: str) -> str:
+  if not data_config.root:
+    raise DataError(f"{where}.root is empty: point it at the unpacked DeepFashion "
+                    f"'{benchmark}' folder.")
+  return data_config.root
+
+
+def _check_columns(columns: Sequence[str], available, what: str) -> None:
+  missing = [c for c in columns if c not in available]
+  if missing:
+    raise DataError(f"{what} has no column(s) {missing}; it has {sorted(available)}.")
+
+
+def load_deepfashion_category(data_config, columns: Sequence[str], seed: int,
+                              where: str) -> tuple[Table, DataReport]:
   """DeepFashion Category and Attribute Prediction, with its official partition.
 
   Columns: 'category' (name), 'category_type' (1 upper, 2 lower, 3 full body) and
-  'attributes' (positive attribute names joined by '|', for a sigmoid task).
-  `config.data.deepfashion_annotations` picks the coarse (Anno/) or fine (Anno_fine/)
-  annotations.
+  'attributes' (positive attribute names joined by '|', for a sigmoid task). With the
+  fine annotations, attributes are named '<group>/<name>' and each group is also a
+  single-label column 'attribute_<group>' (e.g. attribute_sleeve), to train as a softmax.
+  `<where>.annotations` picks the coarse (Anno/) or fine (Anno_fine/) annotations.
   """
-  from fashion_jax.data import deepfashion  # Only this source needs it.
-  if not data_config.root:
-    raise DataError("config.data.root is empty: point it at the unpacked DeepFashion "
-                    "'Category and Attribute Prediction Benchmark' folder.")
-  annotations = data_config.deepfashion_annotations
+  from fashion_jax.data import deepfashion  # Only these sources need it.
+  root = _deepfashion_root(data_config, where, "Category and Attribute Prediction Benchmark")
+  annotations = data_config.annotations
   loaders = {"coarse": deepfashion.load_category_attribute, "fine": deepfashion.load_fine}
   if annotations not in loaders:
-    raise DataError(f"config.data.deepfashion_annotations={annotations!r} is not one of "
-                    f"{sorted(loaders)}.")
-  data = loaders[annotations](data_config.root)
+    raise DataError(f"{where}.annotations={annotations!r} is not one of {sorted(loaders)}.")
+  data = loaders[annotations](root)
+  names = list(data.attributes)
   available = {
       "category": lambda: [data.categories[i] for i in data.category_labels],
       "category_type": lambda: [str(data.category_types[i]) for i in data.category_labels],
-      "attributes": lambda: ["|".join(data.attributes[j] for j in np.flatnonzero(row))
+      "attributes": lambda: ["|".join(names[j] for j in np.flatnonzero(row))
                              for row in data.attribute_labels],
   }
-  missing = [c for c in columns if c not in available]
-  if missing:
-    raise DataError(f"DeepFashion category/attribute data has no column(s) {missing}; "
-                    f"it has {sorted(available)}.")
-  paths = [os.path.join(data_config.root, name) for name in data.image_names]
+  if annotations == "fine":
+    groups = deepfashion.fine_attribute_groups(data.attribute_types)
+    names = [f"{group}/{name}" for group, name in zip(groups, data.attributes)]
+    for group in dict.fromkeys(groups):
+      index = [j for j, g in enumerate(groups) if g == group]
+      available[f"attribute_{group}"] = (
+          lambda index=index: [_single_active(row[index], data.attributes, index)
+                               for row in data.attribute_labels])
+  _check_columns(columns, available, f"DeepFashion {annotations} category/attribute data")
+  paths = [os.path.join(root, name) for name in data.image_names]
   table = _make_table(FileImages(paths), data.image_names,
-                      {c: available[c]() for c in columns}, data_config.root, data.splits)
-  return table, DataReport(source=data_config.root)
+                      {c: available[c]() for c in columns}, root, splits=data.splits,
+                      boxes=data.bboxes)
+  return table, DataReport(source=root)
 
 
-SOURCES: dict[str, Callable] = {
-    "product_images": load_product_images,
-    "hugging_face": load_hugging_face,
-    "deepfashion_category": load_deepfashion_category,
+def _single_active(flags: np.ndarray, names: list[str], index: list[int]) -> str:
+  """The name of the one active attribute of a group, '' (masked) if none or several."""
+  active = np.flatnonzero(flags)
+  return names[index[active[0]]] if len(active) == 1 else ""
+
+
+def load_deepfashion_inshop(data_config, columns: Sequence[str], seed: int,
+                            where: str) -> tuple[Table, DataReport]:
+  """DeepFashion In-shop Clothes Retrieval.
+
+  Column 'item_id' (the identity, for an embedding task) and 'clothes_group' (e.g.
+  'WOMEN/Dresses', from the image path). The official train images train; the
+  official query/gallery sets are the test split. The release has no validation
+  set, so `<where>.val_items_fraction` of the training items (those with 2+ images)
+  are held out as one, with each held-out item's first image as its query.
+  """
+  from fashion_jax.data import deepfashion
+  root = _deepfashion_root(data_config, where, "In-shop Clothes Retrieval Benchmark")
+  data = deepfashion.load_inshop(root)
+  available = {"item_id": lambda: list(data.item_ids),
+               "clothes_group": lambda: ["/".join(n.split("/")[1:3]) for n in data.image_names]}
+  _check_columns(columns, available, "DeepFashion In-shop data")
+  splits = np.where(data.splits == "train", "train", "test").astype(object)
+  roles = np.where(data.splits == "train", "", data.splits).astype(object)
+  fraction = data_config.val_items_fraction
+  if not 0 <= fraction < 1:
+    raise DataError(f"{where}.val_items_fraction={fraction} must be in [0, 1).")
+  train_items, counts = np.unique(data.item_ids[splits == "train"], return_counts=True)
+  candidates = train_items[counts >= 2]
+  num_val = min(len(candidates), max(1, round(fraction * len(train_items)))) if fraction else 0
+  held_out = set(np.random.default_rng(seed).choice(candidates, num_val, replace=False).tolist())
+  first_seen = set()
+  for i, item in enumerate(data.item_ids):
+    if splits[i] == "train" and item in held_out:
+      splits[i] = "val"
+      roles[i] = "gallery" if item in first_seen else "query"
+      first_seen.add(item)
+  paths = [os.path.join(root, name) for name in data.image_names]
+  table = _make_table(FileImages(paths), data.image_names,
+                      {c: available[c]() for c in columns}, root, splits=splits, roles=roles,
+                      boxes=data.bboxes)
+  return table, DataReport(source=root)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  load: Callable  # (dataset config, label columns, seed, where) -> (Table, DataReport)
+  options: dict  # The source's own config fields and their defaults.
+
+
+# Fields every dataset has. `sampler`: 'auto' = P identities x K images per batch
+# ('pk', K = images_per_identity) when an embedding task reads this dataset, else
+# 'random'. Boxes crop with `box_margin` (fraction of the box size) when crop_to_box.
+DATASET_FIELDS = {"source": "", "root": "", "weight": 1.0, "rare_policy": "drop",
+                  "sampler": "auto", "images_per_identity": 4, "crop_to_box": False,
+                  "box_margin": 0.1}
+# Sources without an official partition get a stratified one.
+_STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fraction": 0.1}
+
+SOURCES: dict[str, Source] = {
+    "product_images": Source(load_product_images, {"csv_name": "styles.csv",
+                                                   **_STRATIFIED_SPLIT}),
+    "hugging_face": Source(load_hugging_face, {"hf_split": "train", **_STRATIFIED_SPLIT}),
+    "deepfashion_category": Source(load_deepfashion_category, {"annotations": "coarse"}),
+    "deepfashion_inshop": Source(load_deepfashion_inshop, {"val_items_fraction": 0.05}),
 }
 
 
-def load_source(data_config, columns: Sequence[str]) -> tuple[Table, DataReport]:
-  """Reads `data_config.source` with the label `columns` the tasks need."""
-  if data_config.source not in SOURCES:
-    raise DataError(f"config.data.source={data_config.source!r} is not one of "
-                       f"{sorted(SOURCES)}.")
-  logging.info("Reading %s from %s", data_config.source, data_config.root or "the embedded sample")
-  return SOURCES[data_config.source](data_config, list(columns))
+def dataset_config(source: str, **fields) -> dict:
+  """A `config.datasets` entry with every field of its source, so each is overridable."""
+  if source not in SOURCES:
+    raise ConfigError(f"Unknown source {source!r}; expected one of {sorted(SOURCES)}.")
+  unknown = set(fields) - set(DATASET_FIELDS) - set(SOURCES[source].options)
+  if unknown:
+    raise ConfigError(f"Unknown field(s) {sorted(unknown)} for a '{source}' dataset.")
+  return {**DATASET_FIELDS, **SOURCES[source].options, "source": source, **fields}
+
+
+def check_dataset_config(dataset_config, where: str) -> Source:
+  """Validates one `config.datasets` entry; returns its source."""
+  source = dataset_config.get("source")
+  if source not in SOURCES:
+    raise ConfigError(f"{where}.source={source!r} is not one of {sorted(SOURCES)}.")
+  allowed = set(DATASET_FIELDS) | set(SOURCES[source].options)
+  unknown = set(dataset_config) - allowed
+  if unknown:
+    raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for source '{source}'; "
+                      f"allowed: {sorted(allowed)}.")
+  missing = allowed - set(dataset_config)
+  if missing:
+    raise ConfigError(f"{where}: missing field(s) {sorted(missing)}; build the entry with "
+                      "fashion_jax.data.sources.dataset_config().")
+  if dataset_config.weight < 0:
+    raise ConfigError(f"{where}.weight={dataset_config.weight} must be >= 0.")
+  return SOURCES[source]
+
+
+def load_source(dataset_config, columns: Sequence[str], seed: int = 0,
+                where: str = "config.datasets.<name>") -> tuple[Table, DataReport]:
+  """Reads one configured dataset with the label `columns` its tasks need."""
+  source = check_dataset_config(dataset_config, where)
+  logging.info("Reading %s (%s) from %s", where, dataset_config.source,
+               dataset_config.root or "the embedded sample")
+  return source.load(dataset_config, list(columns), seed, where)

@@ -7,7 +7,7 @@ SPLITS = ("train", "val", "test")
 
 
 def stratified_split(strata: np.ndarray, val_fraction: float, test_fraction: float,
-                     seed: int) -> dict[str, np.ndarray]:
+                     seed: int, where: str = "config.datasets.<name>") -> dict[str, np.ndarray]:
   """Splits row indices so every stratum is spread over the splits in proportion.
 
   Within each stratum the rows are permuted by `seed`, then the first
@@ -16,7 +16,7 @@ def stratified_split(strata: np.ndarray, val_fraction: float, test_fraction: flo
   rare classes are never evaluated without being trained on.
   """
   if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-    raise ConfigError(f"config.data.val_fraction={val_fraction} and test_fraction="
+    raise ConfigError(f"{where}.val_fraction={val_fraction} and test_fraction="
                      f"{test_fraction} must be in [0, 1) and sum to less than 1.")
   rng = np.random.default_rng(seed)
   parts = {s: [] for s in SPLITS}

@@ -18,16 +18,19 @@ class ImageDecodeError(ValueError):
   pass
 
 
-def _decode_any(data: bytes, size: int) -> np.ndarray:
+def _decode_any(data: bytes, size: int | None) -> np.ndarray:
+  """Decodes; with `size`, may return a smaller image that is still >= size on each side."""
   if data[:2] == _JPEG_MAGIC:
     try:
       # Let libjpeg-turbo downscale during decoding (DCT scaling): far less work for
       # large photos; the result is still at least `size` on each side.
-      return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=size, min_width=size)
+      kwargs = {"min_height": size, "min_width": size} if size else {}
+      return simplejpeg.decode_jpeg(data, colorspace="RGB", **kwargs)
     except ValueError:
       pass  # CMYK or unusual JPEGs: PIL below handles them.
   with Image.open(io.BytesIO(data)) as image:
-    image.draft("RGB", (size, size))
+    if size:
+      image.draft("RGB", (size, size))
     if image.mode in ("RGBA", "LA", "P"):
       image = image.convert("RGBA")
       background = Image.new("RGBA", image.size, (_PAD_VALUE,) * 4)
@@ -35,18 +38,37 @@ def _decode_any(data: bytes, size: int) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def decode_image(data: bytes, size: int) -> np.ndarray:
+def crop_to_box(pixels: np.ndarray, box, margin: float) -> np.ndarray:
+  """Crops to box (x1, y1, x2, y2) grown by `margin` x its size on each side, clipped.
+
+  A box that is empty after clipping (bad annotation) leaves the image whole.
+  """
+  h, w = pixels.shape[:2]
+  x1, y1, x2, y2 = (float(v) for v in box)
+  dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+  left, top = max(0, int(x1 - dx)), max(0, int(y1 - dy))
+  right, bottom = min(w, int(round(x2 + dx))), min(h, int(round(y2 + dy)))
+  if right <= left or bottom <= top:
+    return pixels
+  return pixels[top:bottom, left:right]
+
+
+def decode_image(data: bytes, size: int, box=None, box_margin: float = 0.0) -> np.ndarray:
   """Encoded image -> uint8 [size, size, 3], aspect kept and padded with white.
 
   Padding instead of cropping keeps the whole product in view (shoes and bags are
-  often wide, dresses tall), which the category and colour labels depend on.
+  often wide, dresses tall), which the category and colour labels depend on. With a
+  `box` (pixel coordinates of the full image) the image is first cropped to it.
   """
   if not data:
     raise ImageDecodeError("empty file")
   try:
-    pixels = _decode_any(data, size)
+    # Box coordinates refer to the full-resolution image: no decode-time downscaling.
+    pixels = _decode_any(data, None if box is not None else size)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     raise ImageDecodeError(str(e)) from e
+  if box is not None:
+    pixels = crop_to_box(pixels, box, box_margin)
   h, w = pixels.shape[:2]
   if (h, w) == (size, size):
     return np.ascontiguousarray(pixels)

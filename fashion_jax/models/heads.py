@@ -31,9 +31,13 @@ class MultiTaskModel(nnx.Module):
     self.normalized_heads = tuple(normalized_heads)
     self.dtype = dtype
 
-  def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+  def __call__(self, images: jax.Array, train: bool = False,
+               frozen_backbone: bool = False) -> dict[str, jax.Array]:
+    """`frozen_backbone`: no gradient into the backbone, and its BatchNorm in eval mode."""
     x = ((images.astype(jnp.float32) - _MEAN) / _STD).astype(self.dtype)
-    features = self.backbone(x, train)
+    features = self.backbone(x, train and not frozen_backbone)
+    if frozen_backbone:
+      features = jax.lax.stop_gradient(features)
     outputs = {}
     for name, head in self.heads.items():
       y = head(features).astype(jnp.float32)
