@@ -58,6 +58,9 @@ def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
   With `frozen_backbone` only the heads train: the backbone's parameters, BatchNorm
   statistics and optimizer moments come out exactly as they went in.
   """
+  # merge() shares the Variables of `state`, and the update below mutates them: keep
+  # a copy of the tree (the same arrays) to restore the frozen part from.
+  before = jax.tree.map(lambda x: x, state) if frozen_backbone else None
   model, optimizer = nnx.merge(graphdef, state)
 
   def loss_fn(model):
@@ -72,7 +75,7 @@ def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
   new_state = nnx.state((model, optimizer))
   if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
     new_state = jax.tree_util.tree_map_with_path(
-        lambda path, new, old: old if _in_backbone(path) else new, new_state, state)
+        lambda path, new, old: old if _in_backbone(path) else new, new_state, before)
   return new_state, metrics
 
 

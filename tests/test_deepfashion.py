@@ -239,3 +239,46 @@ def test_verify_accepts_a_folder_that_matches(fresh_tree, monkeypatch):
   monkeypatch.setitem(verify_deepfashion.EXPECTED, "category", counts)
   assert verify_deepfashion.verify("category", root) == []
   assert verify_deepfashion.main([f"--root={root}"]) == 0
+
+
+def _source(kind, root, **fields):
+  import ml_collections
+  from fashion_jax.data import sources
+  return ml_collections.ConfigDict(sources.dataset_config(kind, root=root, **fields))
+
+
+def test_inshop_source_keeps_official_query_gallery_and_holds_out_val_items(tree):
+  from fashion_jax.data import sources
+  root = os.path.join(tree, "inshop")
+  raw = deepfashion.load_inshop(root)
+  table, _ = sources.load_source(_source("deepfashion_inshop", root, val_items_fraction=0.2),
+                                 ["item_id", "clothes_group"], seed=0)
+  test = table.splits == "test"
+  assert list(table.roles[test]) == [s for s in raw.splits if s != "train"]
+  val, train = table.splits == "val", table.splits == "train"
+  val_items = set(table.columns["item_id"][val])
+  assert len(val_items) == round(0.2 * len(set(raw.item_ids[raw.splits == "train"])))
+  assert not val_items & set(table.columns["item_id"][train])
+  for item in val_items:  # One query per held-out item: its first image.
+    roles = list(table.roles[val & (table.columns["item_id"] == item)])
+    assert roles[0] == "query" and set(roles[1:]) == {"gallery"}
+  assert table.columns["clothes_group"][0].split("/")[0] in ("MEN", "WOMEN")
+  other, _ = sources.load_source(_source("deepfashion_inshop", root, val_items_fraction=0.2),
+                                 ["item_id"], seed=1)
+  assert set(other.columns["item_id"][other.splits == "val"]) != val_items
+
+
+def test_fine_source_names_groups_and_offers_one_column_per_group(tree):
+  from fashion_jax.data import sources
+  root = os.path.join(tree, "category_attribute")
+  table, _ = sources.load_source(_source("deepfashion_category", root, annotations="fine"),
+                                 ["attributes", "attribute_sleeve"])
+  raw = deepfashion.load_fine(root)
+  for row, (attributes, sleeve) in enumerate(zip(table.columns["attributes"],
+                                                 table.columns["attribute_sleeve"])):
+    names = attributes.split("|")
+    assert len(names) == len(deepfashion.FINE_GROUPS)
+    assert [n.split("/")[0] for n in names] == [g for g, _ in deepfashion.FINE_GROUPS]
+    assert f"sleeve/{sleeve}" in names
+    assert {n.split("/")[1] for n in names} == {
+        raw.attributes[j] for j in np.flatnonzero(raw.attribute_labels[row])}

@@ -128,3 +128,97 @@ def test_resumed_workdir_reuses_vocab_and_rejects_other_tasks(tmp_path):
   _prepare(workdir=str(tmp_path))
   with pytest.raises(CheckpointMismatchError, match="vocab.json was written for tasks"):
     _prepare(workdir=str(tmp_path), usage=task_config("softmax", "usage"))
+
+
+def _identities(batch, task="embedding"):
+  return batch["labels"][task]
+
+
+def test_pk_batches_hold_p_identities_of_k_images_fixed_by_seed():
+  config, tasks, data = _prepare()  # The embedding task makes 'auto' pick P x K.
+  train = data.splits["train"]
+  assert train.identity_task == "embedding" and train.images_per_identity == 4
+  def batches(seed, process_index=0, process_count=1):
+    it = pipeline.train_iterator(train, config.data, 16, seed, process_index, process_count)
+    return [next(it) for _ in range(6)]
+  first = batches(0)
+  counts = collections.Counter()
+  for b in first:
+    runs = _identities(b).reshape(4, 4)  # P=4 identities x K=4 images.
+    assert (runs == runs[:, :1]).all()
+    counts.update(runs[:, 0].tolist())
+  # An epoch visits each identity once: the sample's 12 article types make 3 batches
+  # of 4, so 6 batches are two epochs with every identity exactly twice.
+  assert len(set(train.labels["embedding"])) == 12
+  assert counts == {i: 2 for i in range(12)}
+  for x, y in zip(first, batches(0)):
+    np.testing.assert_array_equal(x["image"], y["image"])
+  assert any(not np.array_equal(x["labels"]["embedding"], y["labels"]["embedding"])
+             for x, y in zip(first, batches(1)))
+  # Processes draw from disjoint sets of identities.
+  shards = [{i for b in batches(0, p, 2) for i in _identities(b).tolist()} for p in range(2)]
+  assert shards[0] and shards[1] and not shards[0] & shards[1]
+
+
+def test_pk_needs_a_batch_divisible_by_k():
+  from fashion_jax.errors import ConfigError
+  config, tasks, data = _prepare()
+  with pytest.raises(ConfigError, match=r"not a multiple of config.datasets.products."
+                                        r"images_per_identity=4"):
+    pipeline.train_iterator(data.splits["train"], config.data, 10, 0)
+
+
+def test_datasets_mix_by_weight_and_mask_each_others_tasks(product_tree):
+  from fashion_jax import tasks as tasks_lib
+  from fashion_jax.data.sources import dataset_config
+  config = tiny_config()
+  config.datasets = {"sample": dataset_config("product_images", weight=3.0),
+                     "shop": dataset_config("product_images", root=str(product_tree),
+                                            weight=1.0)}
+  config.tasks = {"gender": task_config("softmax", "gender", dataset="sample"),
+                  "tags": task_config("sigmoid", "tags", dataset="shop")}
+  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  assert {t.name: t.dataset for t in data.tasks} == {"gender": "sample", "tags": "shop"}
+  shop_train = data.datasets["shop"]["train"]
+  assert shop_train.masks["gender"].sum() == 0 and shop_train.labels["gender"].max() == -1
+  it = pipeline.train_iterator(data.split("train"), config.data, 16, 0)
+  for _ in range(4):
+    b = next(it)
+    from_sample, from_shop = b["masks"]["gender"] > 0, b["masks"]["tags"] > 0
+    assert from_sample.sum() == 12 and from_shop.sum() == 4  # 3:1, and nobody has both.
+    assert not (from_sample & from_shop).any()
+    assert b["labels"]["tags"][from_sample].sum() == 0
+
+
+def test_task_datasets_are_checked():
+  from fashion_jax import tasks as tasks_lib
+  from fashion_jax.data.sources import dataset_config
+  from fashion_jax.errors import ConfigError
+  config = tiny_config()
+  config.datasets = {"a": dataset_config("product_images"), "b": dataset_config("product_images")}
+  config.tasks = {"gender": task_config("softmax", "gender")}
+  with pytest.raises(ConfigError, match="config.tasks.gender.dataset is not set"):
+    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  config.tasks.gender.dataset = "a"
+  with pytest.raises(ConfigError, match="No task reads config.datasets.b"):
+    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  config.tasks.gender.dataset = "c"
+  with pytest.raises(ConfigError, match=r"dataset='c' is not one of"):
+    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+
+
+def test_box_crop_keeps_the_box_and_its_margin():
+  pixels = np.zeros((100, 200, 3), np.uint8)
+  pixels[20:60, 50:150] = 200
+  crop = transforms.crop_to_box(pixels, (50, 20, 150, 60), 0.1)
+  # 10% of the 100 x 40 box on each side: x 40..160, y 16..64.
+  assert crop.shape == (48, 120, 3)
+  assert transforms.crop_to_box(pixels, (0, 0, 200, 100), 0.5).shape == pixels.shape
+  assert transforms.crop_to_box(pixels, (150, 60, 150, 60), 0.0).shape == pixels.shape
+  import io
+  from PIL import Image
+  buffer = io.BytesIO()
+  Image.fromarray(pixels).save(buffer, format="PNG")
+  out = transforms.decode_image(buffer.getvalue(), 32, box=(50, 20, 150, 60), box_margin=0.0)
+  # The box fills the width; rows outside it are the white letterbox padding.
+  assert out.shape == (32, 32, 3) and (out[16] == 200).all() and (out[0] == 255).all()
