@@ -15,20 +15,14 @@ attribute_<group> to train a group as one softmax instead.
 """
 
 from fashion_jax.config_lib import load_sibling_config
-from fashion_jax.data.sources import dataset_config
 from fashion_jax.tasks import task_config
 
 
 def get_config(annotations: str = "coarse"):
-  config = load_sibling_config(__file__, "default")
-  config.datasets = {"deepfashion": dataset_config(
-      "deepfashion_category", annotations=annotations, crop_to_box=True, box_margin=0.1)}
-  config.data.image_size = 128
-  config.model.name = "resnet50"
+  # The category config's data, model and schedule; attributes instead of category.
+  config = load_sibling_config(__file__, "deepfashion_category", annotations)
   config.tasks = {"attributes": task_config(
       "sigmoid", "attributes", auto_pos_weight=True, max_pos_weight=50.0, top_k=(3, 5),
       group_separator="/" if annotations == "fine" else "")}
-  config.batch_size = 64
-  config.num_epochs = 10
   config.checkpoint.best_metric = "val/attributes/top5_recall"
   return config

@@ -11,7 +11,6 @@ backbone, then everything jointly.
 """
 
 from fashion_jax.config_lib import load_sibling_config
-from fashion_jax.tasks import task_config
 
 
 def get_config():

@@ -101,7 +101,10 @@ def compile_steps(graphdef, tasks, mesh):
   evaluators = {}
   for dataset in dict.fromkeys(t.dataset for t in tasks):
     own = [t for t in tasks if t.dataset == dataset]
-    evaluators[dataset] = (jax.jit(functools.partial(eval_step, graphdef, tasks=own)), own)
+    # Replicated outputs: every process can read the per-sample rows (embeddings,
+    # scores) that retrieval and mAP need, also when the batch spans several hosts.
+    evaluators[dataset] = (jax.jit(functools.partial(eval_step, graphdef, tasks=own),
+                                   out_shardings=parallel.replicated(mesh)), own)
   return train, evaluators
 
 

@@ -93,12 +93,14 @@ def jax_setup(image_size: int, batch: int, config_overrides: dict):
   mesh = parallel.make_mesh()
   tx, _ = optim.make_optimizer(config.optimizer, 1000)
   graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
-  train_fn, eval_fn = train.compile_steps(graphdef, tasks, mesh)
+  train_fn, evaluators = train.compile_steps(graphdef, tasks, mesh)
+  (eval_fn, _), = evaluators.values()
   rng = np.random.default_rng(0)
   host = {"image": rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8),
           "labels": {t.name: rng.integers(0, CLASSES[t.name], batch).astype(np.int32)
                      for t in tasks},
-          "masks": {t.name: np.ones(batch, np.float32) for t in tasks}}
+          "masks": {t.name: np.ones(batch, np.float32) for t in tasks},
+          "roles": np.zeros(batch, np.int32)}
   return parallel.shard_batch(host, mesh), state, train_fn, eval_fn
 
 
@@ -139,7 +141,7 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
   from fashion_jax.data import pipeline
 
   config = load_mtl_config()
-  config.data.root = data_root
+  config.datasets.products.root = data_root
   config.data.image_size = image_size
   tasks = tasks_lib.parse_tasks(config.tasks)
   data = pipeline.prepare_data(config, tasks, None)

@@ -50,10 +50,17 @@ def _write_list(path: str, header: str, rows: list[str]) -> None:
     f.write("".join(r + "\n" for r in rows))
 
 
-def _sample_rows(n: int):
-  with open(os.path.join(SAMPLE_DIR, "styles.csv")) as f:
-    rows = list(csv.DictReader(f))
-  return rows[:n]
+def _sample_rows(n: int, images_from: str = SAMPLE_DIR):
+  """The first n rows of `<images_from>/styles.csv` whose image exists, with its path."""
+  with open(os.path.join(images_from, "styles.csv")) as f:
+    rows = []
+    for row in csv.DictReader(f):
+      path = os.path.join(images_from, "images", f"{row['id']}.jpg")
+      if row.get("articleType") and os.path.exists(path):
+        rows.append({**row, "path": path})
+      if len(rows) == n:
+        break
+  return rows
 
 
 def make_category_attribute(out: str, rows, num_attributes: int, rng) -> None:
@@ -71,7 +78,7 @@ def make_category_attribute(out: str, rows, num_attributes: int, rng) -> None:
     folder = f"img/{row['articleType'].replace(' ', '_')}_{category}"
     name = f"{folder}/img_{k + 1:08d}.jpg"
     os.makedirs(os.path.join(root, folder), exist_ok=True)
-    shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), os.path.join(root, name))
+    shutil.copy(row["path"], os.path.join(root, name))
     names.append(name)
     cats.append(category_index[category] + 1)
     labels = np.where(rng.random(num_attributes) < 0.1, 1, -1)
@@ -110,8 +117,7 @@ def make_inshop(out: str, rows, rng) -> None:
     for v in range(per_item):
       name = f"img/{group}/{kind}/{item}/{v + 1:02d}_{views[v % len(views)]}.jpg"
       os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
-      shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{rows[k + v]['id']}.jpg"),
-                  os.path.join(root, name))
+      shutil.copy(rows[k + v]["path"], os.path.join(root, name))
       names.append(name)
       items.append(item)
       status.append(("query" if v == 0 else "gallery") if evaluation else "train")
@@ -168,9 +174,9 @@ def make_fine(out: str, rows, rng, group_indices: bool = False) -> None:
 
 
 def make_tree(out: str, num_images: int = 120, num_attributes: int = 40, seed: int = 0,
-              fine_group_indices: bool = False) -> str:
+              fine_group_indices: bool = False, images_from: str = SAMPLE_DIR) -> str:
   rng = np.random.default_rng(seed)
-  rows = _sample_rows(num_images)
+  rows = _sample_rows(num_images, images_from)
   make_category_attribute(out, rows, num_attributes, rng)
   make_fine(out, rows, rng, fine_group_indices)
   make_inshop(out, rows, rng)
@@ -184,8 +190,11 @@ def main():
   parser.add_argument("--attributes", type=int, default=1000,
                       help="1000 as in the release; fewer for quick tests.")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--images-from", default=SAMPLE_DIR,
+                      help="A fashion-product-images folder (styles.csv + images/); default: "
+                           "the embedded sample (480 images).")
   args = parser.parse_args()
-  make_tree(args.out, args.images, args.attributes, args.seed)
+  make_tree(args.out, args.images, args.attributes, args.seed, images_from=args.images_from)
   print(f"Wrote a synthetic DeepFashion tree ({args.images} images) to {args.out}")
 
 
