@@ -120,20 +120,38 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
   return float(ap.mean())
 
 
-@functools.partial(jax.jit, static_argnames=("k", "leave_one_out"))
-def _first_hit_ranks(query, query_labels, query_offset, gallery, gallery_labels, *, k: int,
-                     leave_one_out: bool):
-  """Rank (0-based) of the first same-label gallery item in each query's top k (k if none)."""
+@functools.partial(jax.jit, static_argnames=("k",))
+def _top_k_chunk(query, gallery, excluded, *, k: int):
   similarity = query @ gallery.T
-  same = query_labels[:, None] == gallery_labels[None, :]
-  if leave_one_out:  # Query i is gallery item query_offset + i: never its own answer.
-    own = jnp.arange(query.shape[0])[:, None] + query_offset == jnp.arange(gallery.shape[0])
-    similarity = jnp.where(own, -jnp.inf, similarity)
-    same = same & ~own
-  _, nearest = jax.lax.top_k(similarity, k)
-  hits = jnp.take_along_axis(same, nearest, axis=1)
-  rank = jnp.where(hits.any(1), jnp.argmax(hits, 1), k)
-  return rank, same.any(1)
+  similarity = jnp.where(excluded[:, None] == jnp.arange(gallery.shape[0]), -jnp.inf, similarity)
+  return jax.lax.top_k(similarity, k)
+
+
+def cosine_top_k(query: np.ndarray, gallery: np.ndarray, k: int, *,
+                 exclude: np.ndarray | None = None,
+                 chunk_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+  """The k gallery rows most cosine-similar to each query: (similarities, indices) [Q, k].
+
+  Exact; computed a chunk of queries at a time, so memory is chunk_size x gallery size
+  (a 100k gallery in 1024-query chunks: 400 MB). `exclude[i]` is a gallery row query i
+  must not return (itself, in leave-one-out), or -1.
+  """
+  query, gallery = _unit_rows(query), _unit_rows(gallery)
+  k = min(k, gallery.shape[0])
+  if exclude is None:
+    exclude = np.full(query.shape[0], -1)
+  chunk_size = max(1, min(chunk_size, query.shape[0]))
+  scores, indices = [], []
+  for start in range(0, query.shape[0], chunk_size):
+    chunk, skip = query[start:start + chunk_size], exclude[start:start + chunk_size]
+    n = chunk.shape[0]
+    if n < chunk_size:  # Pad the last chunk: one compiled shape for every chunk.
+      chunk = np.concatenate([chunk, np.zeros((chunk_size - n, chunk.shape[1]), chunk.dtype)])
+      skip = np.concatenate([skip, np.full(chunk_size - n, -1)])
+    top_scores, top_indices = _top_k_chunk(chunk, gallery, skip, k=k)
+    scores.append(np.asarray(top_scores)[:n])
+    indices.append(np.asarray(top_indices)[:n])
+  return np.concatenate(scores), np.concatenate(indices)
 
 
 def retrieval_recall(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
@@ -144,33 +162,88 @@ def retrieval_recall(query: np.ndarray, query_labels: np.ndarray, gallery: np.nd
   A query hits at k when one of its k most similar gallery items has its label (the
   standard definition of the retrieval literature). Queries with no same-label item
   in the gallery cannot hit and are left out. With `leave_one_out` the queries are the
-  gallery itself and each query skips its own row. Similarities are computed a chunk
-  of queries at a time, so memory is chunk_size x gallery size.
+  gallery itself and each query skips its own row.
   """
-  query = _unit_rows(query)
-  gallery = _unit_rows(gallery)
-  available = gallery.shape[0] - int(leave_one_out)
-  if query.shape[0] == 0 or available <= 0:
+  query_labels, gallery_labels = np.asarray(query_labels), np.asarray(gallery_labels)
+  available = len(gallery_labels) - int(leave_one_out)
+  if len(query_labels) == 0 or available <= 0:
     return {k: 0.0 for k in ks}
-  k_max = min(max(ks), available)
-  chunk_size = min(chunk_size, query.shape[0])
-  ranks, answerable = [], []
-  for start in range(0, query.shape[0], chunk_size):
-    chunk = query[start:start + chunk_size]
-    labels = query_labels[start:start + chunk_size]
-    n = chunk.shape[0]
-    if n < chunk_size:  # Pad the last chunk: one compiled shape for every chunk.
-      chunk = np.concatenate([chunk, np.zeros((chunk_size - n, chunk.shape[1]), chunk.dtype)])
-      labels = np.concatenate([labels, np.full(chunk_size - n, labels[0])])
-    rank, has_match = _first_hit_ranks(chunk, labels, start, gallery, gallery_labels, k=k_max,
-                                       leave_one_out=leave_one_out)
-    ranks.append(np.asarray(rank)[:n])
-    answerable.append(np.asarray(has_match)[:n])
-  ranks, answerable = np.concatenate(ranks), np.concatenate(answerable)
+  exclude = np.arange(len(query_labels)) if leave_one_out else None
+  _, nearest = cosine_top_k(query, gallery, min(max(ks), available), exclude=exclude,
+                            chunk_size=chunk_size)
+  hits = gallery_labels[nearest] == query_labels[:, None]
+  first_hit = np.where(hits.any(1), hits.argmax(1), np.inf)
+  values, counts = np.unique(gallery_labels, return_counts=True)
+  where = np.clip(np.searchsorted(values, query_labels), 0, len(values) - 1)
+  matches = np.where(values[where] == query_labels, counts[where], 0)
+  answerable = matches - int(leave_one_out) > 0
   total = answerable.sum()
-  return {k: float(((ranks < k) & answerable).sum() / total) if total else 0.0 for k in ks}
+  return {k: float(((first_hit < k) & answerable).sum() / total) if total else 0.0 for k in ks}
 
 
 def _unit_rows(x) -> np.ndarray:
   x = np.asarray(x, np.float32)
   return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+# Reports after training (numpy on the host, vectorised over samples and classes).
+
+def per_class_report(confusion: np.ndarray) -> dict[str, np.ndarray]:
+  """Per-class precision, recall, F1 and support from a [true, predicted] count matrix."""
+  confusion = np.asarray(confusion, np.float64)
+  tp = np.diag(confusion)
+  support, predicted = confusion.sum(1), confusion.sum(0)
+  precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+  recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+  denominator = precision + recall
+  f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp),
+                 where=denominator > 0)
+  return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def averaged_report(confusion: np.ndarray) -> dict[str, float]:
+  """Macro (over classes that occur or are predicted) and support-weighted P/R/F1."""
+  report = per_class_report(confusion)
+  confusion = np.asarray(confusion)
+  present = (confusion.sum(0) + confusion.sum(1)) > 0
+  weights = report["support"] / max(report["support"].sum(), 1.0)
+  out = {}
+  for name in ("precision", "recall", "f1"):
+    out[f"macro_{name}"] = float(report[name][present].mean()) if present.any() else 0.0
+    out[f"weighted_{name}"] = float((report[name] * weights).sum())
+  return out
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+  """Fraction of samples whose label has one of the k highest scores."""
+  scores, labels = np.asarray(scores), np.asarray(labels)
+  if len(labels) == 0:
+    return 0.0
+  k = min(k, scores.shape[1])
+  label_score = np.take_along_axis(scores, labels[:, None], 1)
+  # Strictly higher scores ahead of the label's: ties count in the label's favour.
+  return float(((scores > label_score).sum(1) < k).mean())
+
+
+def roc_curve(scores: np.ndarray, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+  scores, positives = np.asarray(scores, np.float64), np.asarray(positives, bool)
+  order = np.argsort(-scores, kind="stable")
+  scores, positives = scores[order], positives[order]
+  # The last index of each run of equal scores: tied samples cross the threshold together.
+  last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+  tp = np.cumsum(positives)[last]
+  fp = (last + 1) - tp
+  num_pos, num_neg = positives.sum(), (~positives).sum()
+  tpr = np.r_[0.0, tp / num_pos] if num_pos else np.r_[0.0, np.zeros_like(tp, float)]
+  fpr = np.r_[0.0, fp / num_neg] if num_neg else np.r_[0.0, np.zeros_like(fp, float)]
+  return fpr, tpr
+
+
+def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float:
+  """Area under the ROC curve (trapezoids; ties count one half). NaN with one class only."""
+  positives = np.asarray(positives, bool)
+  if positives.all() or not positives.any():
+    return float("nan")
+  fpr, tpr = roc_curve(scores, positives)
+  return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))

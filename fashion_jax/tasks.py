@@ -47,6 +47,7 @@ class TaskKind:
 
   options: dict[str, Any] = {}  # Kind-specific config fields and their defaults.
   multi_label = False  # Labels are multi-hot rows instead of one class id.
+  headline: tuple[str, ...] = ()  # The metrics that summarise a task in charts and Δm.
   normalize_output = False  # Head output is L2-normalised (embeddings).
 
   def metric_names(self, task: Task) -> tuple[str, ...]:
@@ -96,6 +97,7 @@ def _mean_loss(total) -> jax.Array:
 
 
 class Softmax(TaskKind):
+  headline = ("accuracy", "macro_f1")
   options = {"label_smoothing": 0.0,
              "top_k": ()}  # Extra top-k accuracies to report, e.g. (3, 5).
 
@@ -197,6 +199,7 @@ class Embedding(TaskKind):
   """
 
   options = {"dim": 128, "margin": 0.2, "recall_ks": (1, 5, 10)}
+  headline = ("recall_at_1",)
   normalize_output = True
 
   def metric_names(self, task):
@@ -294,12 +297,16 @@ def metric_keys(tasks: list[Task], prefix: str) -> list[str]:
   return [f"{prefix}/{t.name}/{m}" for t in tasks for m in t.spec.metric_names(t)]
 
 
-def bind_data(tasks: list[Task], vocabs, train_labels: dict, train_masks: dict) -> list[Task]:
-  """Attaches what the training data decides: class names and automatic class weights."""
+def bind_data(tasks: list[Task], vocabs, train_labels: dict | None = None,
+              train_masks: dict | None = None) -> list[Task]:
+  """Attaches what the training data decides: class names and automatic class weights.
+
+  Without the training labels (inference) only the class names are attached.
+  """
   bound = []
   for task in tasks:
     weights = ()
-    if task.spec.multi_label and task.option("auto_pos_weight"):
+    if task.spec.multi_label and task.option("auto_pos_weight") and train_labels is not None:
       counted = train_masks[task.name] > 0
       positives = train_labels[task.name][counted].sum(0)
       negatives = counted.sum() - positives

@@ -79,12 +79,14 @@ def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
   return new_state, metrics
 
 
-def eval_step(graphdef, state, batch, *, tasks):
-  """Per-task eval statistics of one batch (summed or collected by the caller)."""
+def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False):
+  """Per-task eval statistics of one batch (summed or collected by the caller), and
+  with `with_outputs` also the heads' raw outputs."""
   model, _ = nnx.merge(graphdef, state)
   outputs = model(batch["image"], train=False)
-  return {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
-                                    batch["masks"][t.name], batch["roles"]) for t in tasks}
+  stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
+                                     batch["masks"][t.name], batch["roles"]) for t in tasks}
+  return (stats, {t.name: outputs[t.name] for t in tasks}) if with_outputs else stats
 
 
 def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False):
@@ -95,17 +97,21 @@ def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False):
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
-def compile_steps(graphdef, tasks, mesh):
-  """Jitted train step and, per dataset, an eval step scoring that dataset's tasks."""
-  train = compile_train_step(graphdef, tasks, mesh)
+def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False):
+  """Per dataset: (jitted eval step scoring that dataset's tasks, those tasks)."""
   evaluators = {}
   for dataset in dict.fromkeys(t.dataset for t in tasks):
     own = [t for t in tasks if t.dataset == dataset]
     # Replicated outputs: every process can read the per-sample rows (embeddings,
     # scores) that retrieval and mAP need, also when the batch spans several hosts.
-    evaluators[dataset] = (jax.jit(functools.partial(eval_step, graphdef, tasks=own),
-                                   out_shardings=parallel.replicated(mesh)), own)
-  return train, evaluators
+    step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs)
+    evaluators[dataset] = (jax.jit(step, out_shardings=parallel.replicated(mesh)), own)
+  return evaluators
+
+
+def compile_steps(graphdef, tasks, mesh):
+  """Jitted train step and, per dataset, an eval step scoring that dataset's tasks."""
+  return compile_train_step(graphdef, tasks, mesh), compile_eval_steps(graphdef, tasks, mesh)
 
 
 def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str) -> dict[str, float]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from fashion_jax import events
 from fashion_jax.data import deepfashion
 from fashion_jax.errors import DataError
 
@@ -136,26 +137,6 @@ def test_fine_reader_rejects_misaligned_files(fresh_tree):
     deepfashion.load_fine(os.path.join(fresh_tree, "category_attribute"))
 
 
-def _tensorboard_scalars(workdir) -> dict[str, float]:
-  """Last value of every scalar in the run's TensorBoard event files (TFRecord framing)."""
-  import struct
-  from tensorboardX.proto import event_pb2
-  scalars = {}
-  for name in sorted(os.listdir(workdir)):
-    if not name.startswith("events.out.tfevents"):
-      continue
-    with open(os.path.join(workdir, name), "rb") as f:
-      data = f.read()
-    offset = 0
-    while offset < len(data):
-      (length,) = struct.unpack("<Q", data[offset:offset + 8])
-      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
-      offset += 12 + length + 4
-      for value in event.summary.value:
-        scalars[value.tag] = value.simple_value
-  return scalars
-
-
 _TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
          "--config.data.image_size=32", "--config.batch_size=8", "--config.num_train_steps=3",
          "--config.eval_every_steps=3", "--config.checkpoint.every_steps=3",
@@ -199,7 +180,7 @@ def test_deepfashion_configs_train_end_to_end_on_the_synthetic_tree(tree, tmp_pa
   assert expected <= set(metrics), expected - set(metrics)
   assert all(np.isfinite(v) for v in metrics.values())
   # The same figures reach TensorBoard.
-  scalars = _tensorboard_scalars(tmp_path)
+  scalars = events.last_values(events.read_scalars(str(tmp_path)))
   for key in expected:
     np.testing.assert_allclose(scalars[key], metrics[key], rtol=1e-5)
   if "stages" in " ".join(flags):

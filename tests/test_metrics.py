@@ -157,3 +157,42 @@ def test_group_accuracy_matches_brute_force():
     got = metrics.group_accuracy_counts(jnp.asarray(scores), jnp.asarray(targets),
                                         jnp.ones(40), group)
     np.testing.assert_allclose(got, (correct, len(counted)))
+
+
+def test_per_class_and_averaged_report_by_hand():
+  # [true, predicted]: class 0: 3 of 4 right; class 1: 1 of 2; class 2: never predicted.
+  cm = np.array([[3, 1, 0], [1, 1, 0], [1, 0, 0]])
+  report = metrics.per_class_report(cm)
+  np.testing.assert_allclose(report["precision"], [3 / 5, 1 / 2, 0])
+  np.testing.assert_allclose(report["recall"], [3 / 4, 1 / 2, 0])
+  f1_0 = 2 * 0.6 * 0.75 / 1.35
+  np.testing.assert_allclose(report["f1"], [f1_0, 0.5, 0])
+  np.testing.assert_allclose(report["support"], [4, 2, 1])
+  averaged = metrics.averaged_report(cm)
+  np.testing.assert_allclose(averaged["macro_f1"], (f1_0 + 0.5) / 3)
+  np.testing.assert_allclose(averaged["weighted_recall"], (3 + 1 + 0) / 7)  # = accuracy
+  np.testing.assert_allclose(averaged["weighted_precision"], (4 * 0.6 + 2 * 0.5) / 7)
+
+
+def test_top_k_accuracy_by_hand():
+  scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
+  labels = np.array([2, 0, 1])
+  # Ranks of the labels: 2nd, 1st, 2nd (tied with class 0, counted in its favour).
+  assert metrics.top_k_accuracy(scores, labels, 1) == 1 / 3
+  assert metrics.top_k_accuracy(scores, labels, 2) == 1.0
+
+
+def test_roc_auc_by_hand():
+  # The textbook example: AUC 0.75.
+  np.testing.assert_allclose(metrics.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]), 0.75)
+  fpr, tpr = metrics.roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+  np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
+  np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+  # Ties between a positive and a negative count one half.
+  np.testing.assert_allclose(metrics.roc_auc([0.5, 0.5], [0, 1]), 0.5)
+  assert np.isnan(metrics.roc_auc([0.2, 0.3], [1, 1]))
+  rng = np.random.default_rng(0)
+  scores, labels = rng.random(200), rng.random(200) < 0.3
+  # AUC = probability that a random positive outscores a random negative.
+  pairs = (scores[labels][:, None] > scores[~labels][None, :]).mean()
+  np.testing.assert_allclose(metrics.roc_auc(scores, labels), pairs, rtol=1e-12)

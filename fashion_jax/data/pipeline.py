@@ -102,7 +102,7 @@ def _build_vocabs(train_tables, tasks, datasets_config) -> dict[str, vocab_lib.V
   return vocabs
 
 
-def _check_saved_vocabs(saved, tasks, path):
+def check_saved_vocabs(saved, tasks, path):
   """A resumed run must use the label ids its checkpoint was trained with."""
   expected = {t.name: t.column for t in tasks}
   found = {name: v.column for name, v in saved.items()}
@@ -179,7 +179,7 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   vocab_path = os.path.join(workdir, VOCAB_FILE) if workdir else None
   if vocab_path and os.path.exists(vocab_path):
     vocabs = vocab_lib.load_vocabs(vocab_path)
-    _check_saved_vocabs(vocabs, tasks, vocab_path)
+    check_saved_vocabs(vocabs, tasks, vocab_path)
   else:
     vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, config.datasets)
     if vocab_path:

@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import simplejpeg
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 _JPEG_MAGIC = b"\xff\xd8"
 _PAD_VALUE = 255  # Product photos are shot on white; pad with white, not black.
@@ -65,6 +65,8 @@ def decode_image(data: bytes, size: int, box=None, box_margin: float = 0.0) -> n
   try:
     # Box coordinates refer to the full-resolution image: no decode-time downscaling.
     pixels = _decode_any(data, None if box is not None else size)
+  except UnidentifiedImageError as e:
+    raise ImageDecodeError("not an image format PIL can read, or a corrupt file") from e
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     raise ImageDecodeError(str(e)) from e
   if box is not None:

@@ -1,0 +1,91 @@
+r"""Tags images with a trained model: one JSON line per image.
+
+    python -m fashion_jax.predict --workdir=runs/demo photo.jpg more_photos/ [--top_k=3]
+
+Each line: {"image": path, "predictions": {task: [{"label", "probability"}, ...]}} with
+the top-k classes of every softmax task and the attributes above threshold of every
+sigmoid task (with "score"); `--embedding` adds {"embeddings": {task: [floats]}}. Any
+image size and format PIL reads (JPEG, PNG, grayscale, RGBA on white) goes through the
+evaluation preprocessing. An unreadable image gets {"image", "error"} and exit status 1.
+"""
+
+import json
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+from fashion_jax import errors, trained
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training workdir.")
+flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
+flags.DEFINE_integer("top_k", 3, "Classes per softmax task.")
+flags.DEFINE_bool("embedding", False, "Include the embedding of every embedding task.")
+flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+flags.DEFINE_string("out", "", "Write the JSON lines here instead of stdout.")
+
+
+def describe(task, output: np.ndarray, top_k: int):
+  """One task's prediction as JSON-ready rows."""
+  if task.kind == "softmax":
+    order = np.argsort(-output, kind="stable")[:top_k]
+    return [{"label": task.classes[c], "probability": round(float(output[c]), 6)} for c in order]
+  if task.kind == "sigmoid":
+    order = np.argsort(-output, kind="stable")
+    return [{"label": task.classes[c], "score": round(float(output[c]), 6)}
+            for c in order if output[c] >= task.option("threshold")]
+  return None
+
+
+def predict_lines(run, paths, top_k: int = 3, with_embedding: bool = False,
+                  batch_size: int = 32):
+  """Yields one JSON-ready dict per image."""
+  for path, outputs, error in trained.predict_files(run, paths, batch_size):
+    if error:
+      yield {"image": path, "error": error}
+      continue
+    line = {"image": path, "predictions": {}}
+    for task in run.tasks:
+      if task.kind == "embedding":
+        if with_embedding:
+          line.setdefault("embeddings", {})[task.name] = [
+              round(float(v), 6) for v in outputs[task.name]]
+      else:
+        line["predictions"][task.name] = describe(task, outputs[task.name], top_k)
+    yield line
+
+
+def main(argv):
+  logging.set_verbosity(logging.WARNING)
+  if len(argv) < 2:
+    print("error: name at least one image or folder after the flags.", file=sys.stderr)
+    return 2
+  try:
+    run = trained.load(FLAGS.workdir, FLAGS.checkpoint)
+    paths = trained.list_images(argv[1:])
+    out = open(FLAGS.out, "w") if FLAGS.out else sys.stdout
+    failed = 0
+    try:
+      for line in predict_lines(run, paths, FLAGS.top_k, FLAGS.embedding, FLAGS.batch_size):
+        failed += "error" in line
+        out.write(json.dumps(line) + "\n")
+    finally:
+      if out is not sys.stdout:
+        out.close()
+  except errors.USER_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  if failed:
+    print(f"error: {failed} of {len(paths)} images could not be read (see their lines).",
+          file=sys.stderr)
+  return 1 if failed else 0
+
+
+def run():
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

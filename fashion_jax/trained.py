@@ -1,0 +1,170 @@
+"""A training run loaded back from its workdir: config, vocabularies and model weights.
+
+Shared by the evaluation and inference tools, so they all see the model exactly as
+training left it and preprocess images the same way.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import optim, parallel, train
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import pipeline
+from fashion_jax.data import transforms
+from fashion_jax.data import vocab as vocab_lib
+from fashion_jax.errors import ConfigError
+
+CHECKPOINT_CHOICES = "best, latest or a step number"
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run was trained with (`<workdir>/config.json`)."""
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"Workdir {workdir} does not exist.")
+  path = os.path.join(workdir, train.CONFIG_FILE)
+  if not os.path.exists(path):
+    raise ConfigError(f"{workdir} has no {train.CONFIG_FILE}: not a fashion_jax training "
+                      "workdir (train into it with python -m fashion_jax.main first).")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+@dataclasses.dataclass
+class TrainedRun:
+  workdir: str
+  config: ml_collections.ConfigDict
+  tasks: list  # Datasets resolved, class names bound.
+  vocabs: dict
+  graphdef: nnx.GraphDef
+  state: nnx.State
+  mesh: jax.sharding.Mesh
+  step: int
+
+  def task(self, name: str):
+    for task in self.tasks:
+      if task.name == name:
+        return task
+    raise ConfigError(f"{self.workdir} has no task {name!r}; it has "
+                      f"{[t.name for t in self.tasks]}.")
+
+
+def _pick_step(checkpoints, which: str, workdir: str) -> int:
+  latest = checkpoints.latest_step()
+  if latest is None:
+    raise ConfigError(f"{workdir} has no checkpoint yet.")
+  if which == "latest":
+    return latest
+  if which == "best":
+    best = checkpoints.best_step()
+    if best is None:
+      logging.info("No best checkpoint recorded in %s; using the latest (%d).", workdir, latest)
+    return latest if best is None else best
+  try:
+    step = int(which)
+  except ValueError as e:
+    raise ConfigError(f"--checkpoint={which!r}: expected {CHECKPOINT_CHOICES}.") from e
+  available = checkpoints.manager.all_steps()
+  if step not in available:
+    raise ConfigError(f"--checkpoint={step}: {workdir} has checkpoints at steps "
+                      f"{sorted(available)}.")
+  return step
+
+
+def load(workdir: str, checkpoint: str = "best") -> TrainedRun:
+  """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step)."""
+  workdir = os.path.abspath(workdir)
+  config = read_config(workdir)
+  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  vocab_path = os.path.join(workdir, pipeline.VOCAB_FILE)
+  if not os.path.exists(vocab_path):
+    raise ConfigError(f"{workdir} has no {pipeline.VOCAB_FILE}: the run stopped before "
+                      "reading its data.")
+  vocabs = vocab_lib.load_vocabs(vocab_path)
+  pipeline.check_saved_vocabs(vocabs, tasks, vocab_path)
+  tasks = tasks_lib.bind_data(tasks, vocabs)
+  mesh = parallel.make_mesh()
+  # The optimizer only gives the checkpoint's structure; its schedule is irrelevant.
+  tx, _ = optim.make_optimizer(config.optimizer, 1)
+  graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
+  try:
+    step = _pick_step(checkpoints, str(checkpoint), workdir)
+    state = checkpoints.restore(step, state)
+  finally:
+    checkpoints.close()
+  return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,
+                    graphdef=graphdef, state=state, mesh=mesh, step=step)
+
+
+def _predict(graphdef, state, images, *, tasks):
+  model, _ = nnx.merge(graphdef, state)
+  outputs = model(images, train=False)
+  activations = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
+  return {t.name: activations.get(t.kind, lambda x: x)(outputs[t.name].astype(jnp.float32))
+          for t in tasks}
+
+
+def predict_fn(run: TrainedRun):
+  """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
+  unit-norm embedding}."""
+  fn = jax.jit(functools.partial(_predict, run.graphdef, tasks=tuple(run.tasks)),
+               out_shardings=parallel.replicated(run.mesh))
+  return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def list_images(inputs) -> list[str]:
+  """Image files named by `inputs`: files as given, folders searched recursively (sorted)."""
+  paths = []
+  for item in inputs:
+    if os.path.isdir(item):
+      for root, _, names in sorted(os.walk(item)):
+        paths += [os.path.join(root, n) for n in sorted(names)
+                  if n.lower().endswith(IMAGE_EXTENSIONS)]
+    elif os.path.exists(item):
+      paths.append(item)
+    else:
+      raise ConfigError(f"{item}: no such file or folder.")
+  if not paths:
+    raise ConfigError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}.")
+  return paths
+
+
+def predict_files(run: TrainedRun, paths, batch_size: int = 32):
+  """Yields (path, {task: output row} or None, error or None) for every path, in order.
+
+  Images go through the evaluation preprocessing (decode, keep aspect, pad white,
+  resize); batches are padded to `batch_size` so one compiled step serves them all.
+  """
+  size = run.config.data.image_size
+  predict = predict_fn(run)
+  batch_size = max(batch_size - batch_size % jax.device_count(), jax.device_count())
+  for start in range(0, len(paths), batch_size):
+    chunk = paths[start:start + batch_size]
+    images, errors = [], {}
+    for path in chunk:
+      try:
+        with open(path, "rb") as f:
+          images.append(transforms.decode_image(f.read(), size))
+      except (OSError, transforms.ImageDecodeError) as e:
+        errors[path] = f"cannot read image: {e}"
+        images.append(np.full((size, size, 3), 255, np.uint8))
+    images += [images[0]] * (batch_size - len(images))
+    outputs = jax.device_get(predict(np.stack(images)))
+    for i, path in enumerate(chunk):
+      if path in errors:
+        yield path, None, errors[path]
+      else:
+        yield path, {name: value[i] for name, value in outputs.items()}, None
