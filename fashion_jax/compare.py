@@ -22,9 +22,14 @@ from fashion_jax import errors, plots, trained
 from fashion_jax.tasks import KINDS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("split", "test", "Which split's metrics to compare.")
-flags.DEFINE_list("baselines", [], "Single-task runs to compute Δm against.")
-flags.DEFINE_string("out", "comparison", "Folder for comparison.csv and comparison.png.")
+
+
+def _define_flags():
+  """Defined when run as a command, so the tools can be imported together."""
+  flags.DEFINE_string("split", "test", "Which split's metrics to compare.")
+  flags.DEFINE_list("baselines", [], "Single-task runs to compute Δm against.")
+  flags.DEFINE_string("out", "comparison", "Folder for comparison.csv and comparison.png.")
+
 
 LOWER_IS_BETTER = ("loss", "hamming_loss")
 
@@ -134,6 +139,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 

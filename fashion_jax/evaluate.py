@@ -22,12 +22,18 @@ from fashion_jax import errors, events, metrics, parallel, plots, train, trained
 from fashion_jax.data import pipeline
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training workdir (python -m fashion_jax.main --workdir).")
-flags.DEFINE_string("split", "test", "train, val or test.")
-flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
-flags.DEFINE_string("out", "", "Output folder; default <workdir>/eval/<split>.")
-flags.DEFINE_integer("grid_images", 16, "Images in predictions.png.")
-flags.DEFINE_integer("max_classes", 20, "Classes shown in a confusion matrix (rest folded).")
+
+
+def _define_flags():
+  """Defined when run as a command, so the tools can be imported together."""
+  flags.DEFINE_string("workdir", None,
+                      "A training workdir (python -m fashion_jax.main --workdir).")
+  flags.DEFINE_string("split", "test", "train, val or test.")
+  flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
+  flags.DEFINE_string("out", "", "Output folder; default <workdir>/eval/<split>.")
+  flags.DEFINE_integer("grid_images", 16, "Images in predictions.png.")
+  flags.DEFINE_integer("max_classes", 20, "Classes shown in a confusion matrix (rest folded).")
+
 
 TOP_K = (3, 5)  # Top-1 is the accuracy.
 
@@ -187,6 +193,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   flags.mark_flag_as_required("workdir")
   app.run(main)
 

@@ -167,9 +167,8 @@ def image_grid(path: str, images: Sequence[np.ndarray],
   return _save(fig, path)
 
 
-def contact_sheet(path: str, rows: Sequence[tuple[np.ndarray, str, Sequence[tuple[np.ndarray, str]]]],
-                  title: str) -> str:
-  """One row per query: the query image, then its results, each with a caption."""
+def contact_sheet(path: str, rows: Sequence[tuple], title: str) -> str:
+  """One row per query: (query image, its caption, [(result image, caption), ...])."""
   plt = _pyplot()
   columns = 1 + max(len(results) for _, _, results in rows)
   fig, axes = plt.subplots(len(rows), columns, figsize=(2.2 * columns, 2.6 * len(rows)),

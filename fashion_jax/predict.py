@@ -18,12 +18,16 @@ from absl import app, flags, logging
 from fashion_jax import errors, trained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training workdir.")
-flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
-flags.DEFINE_integer("top_k", 3, "Classes per softmax task.")
-flags.DEFINE_bool("embedding", False, "Include the embedding of every embedding task.")
-flags.DEFINE_integer("batch_size", 32, "Images per model call.")
-flags.DEFINE_string("out", "", "Write the JSON lines here instead of stdout.")
+
+
+def _define_flags():
+  """Defined when run as a command, so the tools can be imported together."""
+  flags.DEFINE_string("workdir", None, "A training workdir.")
+  flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
+  flags.DEFINE_integer("top_k", 3, "Classes per softmax task.")
+  flags.DEFINE_bool("embedding", False, "Include the embedding of every embedding task.")
+  flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+  flags.DEFINE_string("out", "", "Write the JSON lines here instead of stdout.")
 
 
 def describe(task, output: np.ndarray, top_k: int):
@@ -83,6 +87,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   flags.mark_flag_as_required("workdir")
   app.run(main)
 

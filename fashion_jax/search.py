@@ -20,16 +20,20 @@ from fashion_jax import errors, metrics, plots, trained
 from fashion_jax.data import transforms
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "index: the training workdir (query: overrides the "
-                    "index's own).")
-flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
-flags.DEFINE_string("task", "", "The embedding task; default: the first one.")
-flags.DEFINE_string("images", None, "index: the gallery folder (searched recursively).")
-flags.DEFINE_string("out", "gallery.npz", "index: where to write the index.")
-flags.DEFINE_string("index", None, "query: an index written by 'index'.")
-flags.DEFINE_integer("k", 10, "query: results per image.")
-flags.DEFINE_string("sheet", "", "query: also write a PNG contact sheet here.")
-flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+
+
+def _define_flags():
+  """Defined when run as a command, so the tools can be imported together."""
+  flags.DEFINE_string("workdir", None, "index: the training workdir (query: overrides the "
+                      "index's own).")
+  flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
+  flags.DEFINE_string("task", "", "The embedding task; default: the first one.")
+  flags.DEFINE_string("images", None, "index: the gallery folder (searched recursively).")
+  flags.DEFINE_string("out", "gallery.npz", "index: where to write the index.")
+  flags.DEFINE_string("index", None, "query: an index written by 'index'.")
+  flags.DEFINE_integer("k", 10, "query: results per image.")
+  flags.DEFINE_string("sheet", "", "query: also write a PNG contact sheet here.")
+  flags.DEFINE_integer("batch_size", 32, "Images per model call.")
 
 
 def _embedding_task(run, name: str):
@@ -130,6 +134,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 

@@ -171,8 +171,9 @@ def format_metrics_table(metrics: dict[str, float]) -> str:
   for key, value in metrics.items():
     split, task, name = key.split("/", 2)
     rows.setdefault((split, task), {})[name] = value
-  return "\n".join(f"  {split:<5} {task:<16} " + "  ".join(f"{k}={v:.4f}" for k, v in values.items())
-                   for (split, task), values in rows.items())
+  return "\n".join(
+      f"  {split:<5} {task:<16} " + "  ".join(f"{k}={v:.4f}" for k, v in values.items())
+      for (split, task), values in rows.items())
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:

@@ -327,7 +327,8 @@ def _read_options(data_config) -> grain.ReadOptions:
                            prefetch_buffer_size=data_config.prefetch_buffer_size)
 
 
-def _train_stream(split: SplitData, data_config, seed: int, process_index: int, process_count: int) -> grain.MapDataset:
+def _train_stream(split: SplitData, data_config, seed: int, process_index: int,
+                  process_count: int) -> grain.MapDataset:
   """One dataset's endless, decoded, augmented training samples for this process."""
   if split.identity_task:
     ds = grain.MapDataset.source(IdentityBatches(

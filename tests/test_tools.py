@@ -1,0 +1,179 @@
+"""evaluate / predict / search / compare on a workdir trained inside the test session."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, read_sample_rows, tiny_config
+from fashion_jax import compare, evaluate, plots, predict, search, train, trained
+from fashion_jax.data.sources import SAMPLE_DIR
+from fashion_jax.errors import CheckpointMismatchError, ConfigError
+from fashion_jax.tasks import task_config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("run"))
+  config = tiny_config(tasks={
+      "articleType": task_config("softmax", "articleType"),
+      "gender": task_config("softmax", "gender"),
+      "season": task_config("sigmoid", "season"),
+      "embedding": task_config("embedding", "articleType", dim=16),
+  })
+  train.train_and_evaluate(config, path)
+  return path
+
+
+def _png_size(path):
+  with Image.open(path) as image:
+    image.load()
+    return image.size
+
+
+@pytest.fixture(scope="module")
+def evaluated(workdir):
+  return evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=8)
+
+
+def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
+  out = os.path.join(workdir, "eval", "test")
+  with open(os.path.join(out, "metrics.json")) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(evaluated))
+  assert saved["checkpoint_step"] == 4 and saved["split"] == "test"
+  article = saved["metrics"]["articleType"]
+  for key in ("accuracy", "top3_accuracy", "top5_accuracy", "macro_precision", "macro_recall",
+              "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1",
+              "macro_roc_auc"):
+    assert 0 <= article[key] <= 1, key
+  # Weighted recall is the accuracy; a top-5 hit includes every top-1 hit.
+  np.testing.assert_allclose(article["weighted_recall"], article["accuracy"], rtol=1e-6)
+  assert article["top5_accuracy"] >= article["accuracy"]
+  assert {"micro_f1", "mAP", "hamming_loss"} <= set(saved["metrics"]["season"])
+  assert "recall_at_1" in saved["metrics"]["embedding"]
+  # The per-class CSV adds up to the split.
+  with open(os.path.join(out, "articleType_per_class.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert sum(int(r["support"]) for r in rows) == article["samples"]
+  assert {r["class"] for r in rows} == set(json.load(open(os.path.join(workdir, "vocab.json")))
+                                           ["articleType"]["classes"])
+  sizes = {"confusion_articleType.png": (800, 700), "roc_articleType.png": (700, 600),
+           "predictions.png": (1280, 760), "curves.png": (1500, 700)}
+  for name, size in sizes.items():
+    assert _png_size(os.path.join(out, name)) == size, name
+  assert _png_size(os.path.join(out, "metrics.png"))[1] == 500
+  assert set(sizes) | {"metrics.png", "metrics.json"} - {"metrics.json"} <= set(saved["files"])
+
+
+def test_confusion_folding_keeps_every_count():
+  confusion = np.arange(36).reshape(6, 6)
+  folded, names = plots.fold_confusion(confusion, list("abcdef"), 3)
+  assert names[-1] == "(other)" and len(names) == 3
+  assert folded.sum() == confusion.sum()
+  # The two most frequent true classes (f, e) keep their own row and column.
+  assert names[:2] == ["e", "f"] and folded[1, 1] == confusion[5, 5]
+
+
+def _odd_images(tmp_path):
+  gray = tmp_path / "gray.png"
+  Image.fromarray(np.full((40, 90), 128, np.uint8), "L").save(gray)
+  rgba = tmp_path / "rgba.png"
+  Image.fromarray(np.zeros((300, 100, 4), np.uint8), "RGBA").save(rgba)
+  broken = tmp_path / "broken.jpg"
+  broken.write_bytes(b"not an image")
+  return [str(gray), str(rgba), str(broken)]
+
+
+def test_predict_tags_any_image_and_names_unreadable_ones(workdir, tmp_path):
+  run = trained.load(workdir, "latest")
+  jpeg = os.path.join(SAMPLE_DIR, "images", f"{read_sample_rows()[0]['id']}.jpg")
+  lines = list(predict.predict_lines(run, [jpeg, *_odd_images(tmp_path)], top_k=2,
+                                     with_embedding=True, batch_size=2))
+  assert [line["image"] for line in lines] == [jpeg, *_odd_images(tmp_path)]
+  classes = {t.name: t.classes for t in run.tasks}
+  for line in lines[:3]:
+    top = line["predictions"]["articleType"]
+    assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
+    assert {p["label"] for p in top} <= set(classes["articleType"])
+    assert all(p["score"] >= 0.5 for p in line["predictions"]["season"])
+    np.testing.assert_allclose(np.linalg.norm(line["embeddings"]["embedding"]), 1, rtol=1e-4)
+  assert "error" in lines[3] and "corrupt" in lines[3]["error"]
+  # The same image gives the same answer as the evaluation pipeline's preprocessing.
+  again = next(predict.predict_lines(run, [jpeg], top_k=2))
+  assert again["predictions"] == lines[0]["predictions"]
+
+
+def test_predict_command_exit_status(workdir, tmp_path):
+  args = [sys.executable, "-m", "fashion_jax.predict", f"--workdir={workdir}",
+          "--checkpoint=latest", f"--out={tmp_path / 'out.jsonl'}", *_odd_images(tmp_path)]
+  result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert result.returncode == 1 and "1 of 3 images could not be read" in result.stderr
+  lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+  assert len(lines) == 3 and "predictions" in lines[0]
+  missing = subprocess.run([sys.executable, "-m", "fashion_jax.evaluate",
+                            f"--workdir={tmp_path}/nope"], capture_output=True, text=True,
+                           timeout=300, cwd=REPO)
+  assert missing.returncode == 2 and f"{tmp_path}/nope does not exist" in missing.stderr
+
+
+def test_search_index_and_query_find_the_image_itself(workdir, tmp_path):
+  gallery = tmp_path / "gallery"
+  os.makedirs(gallery / "shoes")
+  rows = read_sample_rows()[:12]
+  for row in rows:
+    shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), gallery / "shoes")
+  index = search.build_index(workdir, str(gallery), str(tmp_path / "g.npz"), checkpoint="latest")
+  assert index["images"] == 12 and index["dim"] == 16
+  query = os.path.join(SAMPLE_DIR, "images", f"{rows[3]['id']}.jpg")
+  sheet = str(tmp_path / "sheet.png")
+  results = search.query(str(tmp_path / "g.npz"), [query], k=5, sheet=sheet)
+  assert len(results) == 1 and len(results[0]["results"]) == 5
+  best = results[0]["results"][0]
+  assert os.path.basename(best["image"]) == os.path.basename(query)
+  np.testing.assert_allclose(best["score"], 1.0, atol=1e-4)
+  scores = [r["score"] for r in results[0]["results"]]
+  assert scores == sorted(scores, reverse=True)
+  # Query + 5 results per row: 6 columns of 220 px.
+  assert _png_size(sheet) == (6 * 220, 260)
+
+
+def test_tools_reject_a_workdir_whose_tasks_changed(workdir, tmp_path):
+  copy = tmp_path / "changed"
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("eval"))
+  config = json.loads((copy / "config.json").read_text())
+  config["tasks"]["gender"]["column"] = "usage"
+  (copy / "config.json").write_text(json.dumps(config))
+  with pytest.raises(CheckpointMismatchError, match="vocab.json was written for tasks"):
+    trained.load(str(copy))
+  with pytest.raises(ConfigError, match=r"--checkpoint=99: .* has checkpoints at steps \[2, 4\]"):
+    trained.load(workdir, "99")
+
+
+def test_compare_tables_runs_and_computes_delta_m(workdir, evaluated, tmp_path):
+  other = tmp_path / "tuned"
+  shutil.copytree(workdir, other)
+  metrics_path = other / "eval" / "test" / "metrics.json"
+  saved = json.loads(metrics_path.read_text())
+  saved["metrics"]["articleType"]["accuracy"] *= 1.5
+  saved["metrics"]["gender"]["macro_f1"] *= 0.5
+  metrics_path.write_text(json.dumps(saved))
+  result = compare.compare([workdir, str(other)], "test", baselines=[workdir],
+                           out=str(tmp_path / "cmp"))
+  run_name, tuned_name = result["names"]
+  assert result["delta_m"][run_name] == 0.0
+  # Headline metrics: 2 per softmax task, 2 for the sigmoid, 1 for the embedding = 9;
+  # +50% on one, -50% on another.
+  np.testing.assert_allclose(result["delta_m"][tuned_name], 100 * (0.5 - 0.5) / 9, atol=1e-9)
+  with open(tmp_path / "cmp" / "comparison.csv") as f:
+    rows = list(csv.DictReader(f))
+  accuracy = next(r for r in rows if r["task"] == "articleType" and r["metric"] == "accuracy")
+  np.testing.assert_allclose(float(accuracy[tuned_name]), 1.5 * float(accuracy[run_name]))
+  assert _png_size(tmp_path / "cmp" / "comparison.png")[1] == 500
+  assert "| (all) | Δm % vs baselines |" in compare.markdown(result)
