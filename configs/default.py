@@ -48,6 +48,11 @@ def get_config() -> ml_collections.ConfigDict:
       articleType=task_config("softmax", "articleType"),
   ))
 
+  # Label hierarchies between softmax tasks, e.g. "masterCategory>subCategory>articleType"
+  # (comma-separated chains). Parents of each class are learned from the training split;
+  # evaluate reports how often predictions agree with them.
+  config.hierarchy = ""
+
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw",  # adamw | sgd
       schedule="warmup_cosine",  # warmup_cosine | constant

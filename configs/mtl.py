@@ -28,6 +28,7 @@ def get_config(source: str = "product_images"):
   config.data.image_size = 96
   # Classes seen fewer than 5 times in training are masked for that task only.
   config.tasks = {c: task_config("softmax", c, min_count=5) for c in LABEL_COLUMNS}
+  config.hierarchy = "masterCategory>subCategory>articleType"
   # Items of the same articleType are positives for the retrieval embedding.
   config.tasks.embedding = task_config("embedding", "articleType", weight=1.0, dim=128,
                                        margin=0.2)

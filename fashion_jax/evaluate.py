@@ -2,7 +2,9 @@ r"""Evaluates a trained workdir on one split: metrics, per-class reports and plo
 
     python -m fashion_jax.evaluate --workdir=runs/demo [--split=test] [--checkpoint=best]
 
-Writes `<workdir>/eval/<split>/`: metrics.json, <task>_per_class.csv (softmax tasks),
+Writes `<workdir>/eval/<split>/`: metrics.json (with, for a configured
+config.hierarchy, the rate at which predicted child classes belong to the predicted
+parent), <task>_per_class.csv (softmax tasks),
 confusion_<task>.png and roc_<task>.png (softmax tasks), metrics.png (headline metric
 per task), curves.png (training and validation curves from the event files) and
 predictions.png (sample images with true and predicted labels, mistakes in red); and
@@ -18,7 +20,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from fashion_jax import errors, events, metrics, parallel, plots, train, trained
+from fashion_jax import errors, events, hierarchy, metrics, parallel, plots, train, trained
 from fashion_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -44,7 +46,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run_split(run, data, split: str, grid_images: int):
-  """One pass over `split` of every dataset: summed stats, per-sample outputs, a few images."""
+  """One pass over `split` of every dataset: summed stats, a few images, and per task its
+  outputs, labels and masks for every sample of its dataset (rows aligned across the
+  tasks of one dataset)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
   evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True)
   totals, rows, grid = {}, {}, []
@@ -56,12 +60,13 @@ def run_split(run, data, split: str, grid_images: int):
                                        jax.process_index(), jax.process_count()):
       stats, outputs = step(run.state, parallel.shard_batch(batch, run.mesh))
       outputs = jax.device_get(outputs)
+      valid = batch["valid"]
       for t in own:
         totals[t.name] = t.spec.accumulate(totals.get(t.name), stats[t.name])
-        keep = batch["masks"][t.name] > 0
-        task_rows = rows.setdefault(t.name, {"outputs": [], "labels": []})
-        task_rows["outputs"].append(outputs[t.name][:len(keep)][keep])
-        task_rows["labels"].append(batch["labels"][t.name][keep])
+        task_rows = rows.setdefault(t.name, {"outputs": [], "labels": [], "masks": []})
+        task_rows["outputs"].append(outputs[t.name][valid])
+        task_rows["labels"].append(batch["labels"][t.name][valid])
+        task_rows["masks"].append(batch["masks"][t.name][valid] > 0)
       if len(grid) < grid_images:
         present = np.flatnonzero(np.any([batch["masks"][t.name] > 0 for t in own], 0))
         for i in present[:grid_images - len(grid)]:
@@ -94,6 +99,18 @@ def softmax_report(task, confusion: np.ndarray, logits: np.ndarray, labels: np.n
                 "support": int(report["support"][c]), "roc_auc": aucs.get(c, float("nan"))}
                for c in range(len(task.classes))]
   return out, per_class, curves
+
+
+def hierarchy_consistency(data, parent, child, rows) -> float:
+  """How often the predicted child class belongs to the predicted parent class (every
+  sample of the split, labelled or not), with parents learned from the training split."""
+  train_split = data.datasets[child.dataset]["train"]
+  parents = hierarchy.learn_parents(
+      np.where(train_split.masks[parent.name] > 0, train_split.labels[parent.name], -1),
+      np.where(train_split.masks[child.name] > 0, train_split.labels[child.name], -1),
+      len(parent.classes), len(child.classes))
+  return hierarchy.consistency(rows[parent.name]["outputs"].argmax(-1),
+                               rows[child.name]["outputs"].argmax(-1), parents)
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
@@ -131,15 +148,18 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
   data = pipeline.prepare_data(run.config, run.tasks, None)
   tasks = data.tasks  # Bound to this data (class weights of the loss).
   totals, rows, grid = run_split(run, data, split, grid_images)
+  by_name = {t.name: t for t in tasks}
   results, files = {}, []
   for task in tasks:
     if task.name not in totals:
       continue
     task_metrics = {k: float(v) for k, v in task.spec.summarize(task, totals[task.name]).items()}
+    labelled = rows[task.name]["masks"]
     if task.kind == "softmax":
       confusion = np.asarray(totals[task.name]["confusion"])
-      extra, per_class, curves = softmax_report(task, confusion, rows[task.name]["outputs"],
-                                                rows[task.name]["labels"])
+      extra, per_class, curves = softmax_report(task, confusion,
+                                                rows[task.name]["outputs"][labelled],
+                                                rows[task.name]["labels"][labelled])
       task_metrics.update(extra)
       csv_path = os.path.join(out_dir, f"{task.name}_per_class.csv")
       _write_csv(csv_path, per_class)
@@ -149,8 +169,12 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
       if curves:
         files.append(plots.roc_curves(os.path.join(out_dir, f"roc_{task.name}.png"), curves,
                                       f"{task.name}: one-vs-rest ROC ({split})"))
-    task_metrics["samples"] = int(len(rows[task.name]["labels"]))
+    task_metrics["samples"] = int(labelled.sum())
     results[task.name] = task_metrics
+  for parent, child in hierarchy.parse(run.config.get("hierarchy", ""), tasks):
+    if parent in rows and child in rows:
+      results[child][f"consistency_with_{parent}"] = hierarchy_consistency(
+          data, by_name[parent], by_name[child], rows)
   if not results:
     raise errors.DataError(f"The '{split}' split of {workdir} is empty: nothing to evaluate.")
 
@@ -162,7 +186,6 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
   if scalars:
     files.append(plots.training_curves(os.path.join(out_dir, "curves.png"), scalars,
                                        [t.name for t in tasks], os.path.basename(run.workdir)))
-  by_name = {t.name: t for t in tasks}
   images = [image for image, _ in grid]
   captions = [[_caption(by_name[name], *values) for name, values in per_task.items()
                if by_name[name].kind != "embedding"][:4] for _, per_task in grid]

@@ -19,6 +19,7 @@ from absl import logging
 from flax import nnx
 
 from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import hierarchy
 from fashion_jax import optim
 from fashion_jax import parallel
 from fashion_jax import stages as stages_lib
@@ -185,6 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   validate_config(config)
   parallel.maybe_initialize_distributed(config.distributed)
   tasks = tasks_lib.parse_tasks(config.tasks)
+  hierarchy.parse(config.get("hierarchy", ""), tasks)  # Fails now, not after training.
   valid_metrics = tasks_lib.metric_keys(tasks, "val")
   if config.checkpoint.best_metric and config.checkpoint.best_metric not in valid_metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "

@@ -196,3 +196,13 @@ def test_roc_auc_by_hand():
   # AUC = probability that a random positive outscores a random negative.
   pairs = (scores[labels][:, None] > scores[~labels][None, :]).mean()
   np.testing.assert_allclose(metrics.roc_auc(scores, labels), pairs, rtol=1e-12)
+
+
+def test_hierarchy_parents_and_consistency_by_hand():
+  from fashion_jax import hierarchy
+  parent = np.array([0, 0, 1, 1, 1, -1])
+  child = np.array([0, 1, 2, 2, 1, 3])  # Child 1 is seen under parent 0 once, 1 once.
+  parents = hierarchy.learn_parents(parent, child, 2, 4)
+  np.testing.assert_array_equal(parents, [0, 0, 1, -1])  # Ties: the lower parent id.
+  # Predictions: (0, 0) ok, (1, 0) contradicts, (1, 2) ok, (0, 3) unknown child: skipped.
+  assert hierarchy.consistency(np.array([0, 1, 1, 0]), np.array([0, 0, 2, 3]), parents) == 2 / 3

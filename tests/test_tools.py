@@ -24,9 +24,11 @@ def workdir(tmp_path_factory):
   config = tiny_config(tasks={
       "articleType": task_config("softmax", "articleType"),
       "gender": task_config("softmax", "gender"),
+      "subCategory": task_config("softmax", "subCategory"),
       "season": task_config("sigmoid", "season"),
       "embedding": task_config("embedding", "articleType", dim=16),
   })
+  config.hierarchy = "subCategory>articleType"
   train.train_and_evaluate(config, path)
   return path
 
@@ -58,6 +60,7 @@ def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   assert article["top5_accuracy"] >= article["accuracy"]
   assert {"micro_f1", "mAP", "hamming_loss"} <= set(saved["metrics"]["season"])
   assert "recall_at_1" in saved["metrics"]["embedding"]
+  assert 0 <= saved["metrics"]["articleType"]["consistency_with_subCategory"] <= 1
   # The per-class CSV adds up to the split.
   with open(os.path.join(out, "articleType_per_class.csv")) as f:
     rows = list(csv.DictReader(f))
@@ -162,15 +165,15 @@ def test_compare_tables_runs_and_computes_delta_m(workdir, evaluated, tmp_path):
   metrics_path = other / "eval" / "test" / "metrics.json"
   saved = json.loads(metrics_path.read_text())
   saved["metrics"]["articleType"]["accuracy"] *= 1.5
-  saved["metrics"]["gender"]["macro_f1"] *= 0.5
+  saved["metrics"]["gender"]["macro_f1"] *= 0.8
   metrics_path.write_text(json.dumps(saved))
   result = compare.compare([workdir, str(other)], "test", baselines=[workdir],
                            out=str(tmp_path / "cmp"))
   run_name, tuned_name = result["names"]
   assert result["delta_m"][run_name] == 0.0
-  # Headline metrics: 2 per softmax task, 2 for the sigmoid, 1 for the embedding = 9;
-  # +50% on one, -50% on another.
-  np.testing.assert_allclose(result["delta_m"][tuned_name], 100 * (0.5 - 0.5) / 9, atol=1e-9)
+  # Headline metrics: 2 per softmax task, 2 for the sigmoid, 1 for the embedding = 11;
+  # +50% on one, -20% on another.
+  np.testing.assert_allclose(result["delta_m"][tuned_name], 100 * (0.5 - 0.2) / 11, rtol=1e-9)
   with open(tmp_path / "cmp" / "comparison.csv") as f:
     rows = list(csv.DictReader(f))
   accuracy = next(r for r in rows if r["task"] == "articleType" and r["metric"] == "accuracy")

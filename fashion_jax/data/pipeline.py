@@ -381,18 +381,20 @@ def _pad(batch: dict, batch_size: int) -> dict:
   def pad(x):
     missing = batch_size - x.shape[0]
     return x if missing == 0 else np.concatenate([x, np.zeros((missing, *x.shape[1:]), x.dtype)])
-  # Padded rows get mask 0 (zeros), so they count in no metric.
+  # Padded rows get mask 0 (zeros), so they count in no metric; 'valid' marks real rows.
   return {"image": pad(batch["image"]),
           "labels": {k: pad(v) for k, v in batch["labels"].items()},
           "masks": {k: pad(v) for k, v in batch["masks"].items()},
-          "roles": pad(batch["roles"])}
+          "roles": pad(batch["roles"]),
+          "valid": pad(np.ones(batch["roles"].shape[0], bool))}
 
 
 def eval_batches(split: SplitData, data_config, batch_size: int, process_index: int = 0,
                  process_count: int = 1) -> Iterator[dict]:
   """Every sample of this process's shard once, in order, in full (padded) batches.
 
-  All processes yield the same number of batches, as the sharded eval step needs.
+  All processes yield the same number of batches, as the sharded eval step needs;
+  `batch["valid"]` is False on padding rows.
   """
   ds = grain.MapDataset.source(Examples(split))[process_index::process_count]
   ds = ds.map(Decode(data_config.image_size, split.box_margin))
