@@ -14,13 +14,21 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array,
-                          label_smoothing: float = 0.0) -> jax.Array:
-  """Cross-entropy with integer labels; labels < 0 must be masked out."""
+                          label_smoothing: float = 0.0,
+                          class_weights: jax.Array | None = None) -> jax.Array:
+  """Cross-entropy with integer labels; labels < 0 must be masked out.
+
+  With `class_weights` [C], sample i counts with weight class_weights[label_i] and the
+  mean is over the weights (as torch.nn.CrossEntropyLoss(weight=...)).
+  """
   num_classes = logits.shape[-1]
-  targets = jax.nn.one_hot(jnp.maximum(labels, 0), num_classes)
+  safe_labels = jnp.maximum(labels, 0)
+  targets = jax.nn.one_hot(safe_labels, num_classes)
   if label_smoothing:
     targets = optax.smooth_labels(targets, label_smoothing)
   losses = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+  if class_weights is not None:
+    mask = mask * class_weights[safe_labels]
   return _masked_mean(losses, mask)
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fashion_jax import class_weights as class_weights_lib
 from fashion_jax import losses
 from fashion_jax import metrics
 from fashion_jax.errors import ConfigError
@@ -29,7 +30,8 @@ class Task:
   options: tuple[tuple[str, Any], ...] = ()
   # Bound from the training data once it is read (see `bind_data`).
   classes: tuple[str, ...] = ()
-  class_weights: tuple[float, ...] = ()  # Per-class positive weights (sigmoid, 'auto').
+  # Per-class loss weights: softmax class weighting, or sigmoid automatic pos_weight.
+  class_weights: tuple[float, ...] = ()
 
   def option(self, key: str):
     return dict(self.options)[key]
@@ -97,15 +99,20 @@ def _mean_loss(total) -> jax.Array:
 
 
 class Softmax(TaskKind):
+  """Single-label classification. `class_weighting` (see class_weights.py): none |
+  inverse_frequency | effective_number (with `effective_beta`)."""
+
   headline = ("accuracy", "macro_f1")
-  options = {"label_smoothing": 0.0,
+  options = {"label_smoothing": 0.0, "class_weighting": "none", "effective_beta": 0.999,
              "top_k": ()}  # Extra top-k accuracies to report, e.g. (3, 5).
 
   def metric_names(self, task):
     return ("loss", "accuracy", "macro_f1", *(f"top{k}_accuracy" for k in task.option("top_k")))
 
   def loss(self, task, output, labels, mask):
-    return losses.softmax_cross_entropy(output, labels, mask, task.option("label_smoothing"))
+    weights = jnp.asarray(task.class_weights) if task.class_weights else None
+    return losses.softmax_cross_entropy(output, labels, mask, task.option("label_smoothing"),
+                                        weights)
 
   def eval_stats(self, task, output, labels, mask, roles):
     stats = _loss_stats(self.loss(task, output, labels, mask), mask)
@@ -264,6 +271,10 @@ def parse_tasks(tasks_config) -> list[Task]:
     if unknown:
       raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for kind '{kind}'; "
                        f"allowed: {sorted(_COMMON_FIELDS | set(spec.options))}.")
+    weighting = entry.get("class_weighting", "none")
+    if kind == "softmax" and weighting not in class_weights_lib.WEIGHTINGS:
+      raise ConfigError(f"{where}.class_weighting={entry['class_weighting']!r} is not one of "
+                        f"{sorted(class_weights_lib.WEIGHTINGS)}.")
     weight = float(entry.get("weight", 1.0))
     if weight < 0:
       raise ConfigError(f"{where}.weight={weight} must be >= 0.")
@@ -306,12 +317,17 @@ def bind_data(tasks: list[Task], vocabs, train_labels: dict | None = None,
   bound = []
   for task in tasks:
     weights = ()
-    if task.spec.multi_label and task.option("auto_pos_weight") and train_labels is not None:
+    if train_labels is not None:
       counted = train_masks[task.name] > 0
-      positives = train_labels[task.name][counted].sum(0)
-      negatives = counted.sum() - positives
-      weights = tuple(np.clip(negatives / np.maximum(positives, 1.0), 1.0,
-                              task.option("max_pos_weight")).astype(float).tolist())
+      if task.spec.multi_label and task.option("auto_pos_weight"):
+        positives = train_labels[task.name][counted].sum(0)
+        negatives = counted.sum() - positives
+        weights = tuple(np.clip(negatives / np.maximum(positives, 1.0), 1.0,
+                                task.option("max_pos_weight")).astype(float).tolist())
+      elif task.kind == "softmax" and task.option("class_weighting") != "none":
+        counts = np.bincount(train_labels[task.name][counted], minlength=len(vocabs[task.name]))
+        weights = tuple(class_weights_lib.class_weights(
+            counts, task.option("class_weighting"), task.option("effective_beta")).tolist())
     bound.append(dataclasses.replace(task, classes=tuple(vocabs[task.name].classes),
                                      class_weights=weights))
   return bound

@@ -75,3 +75,33 @@ def test_batch_hard_triplet_without_positives_is_zero_with_finite_gradient():
   grad = jax.grad(lambda e: losses.batch_hard_triplet(e, labels, jnp.ones(4), 0.2))(emb)
   assert float(losses.batch_hard_triplet(emb, labels, jnp.ones(4), 0.2)) == 0.0
   assert np.all(np.isfinite(grad))
+
+
+def test_class_weightings_by_hand():
+  from fashion_jax import class_weights
+  counts = np.array([6, 2, 0, 2])
+  np.testing.assert_allclose(class_weights.class_weights(counts, "none"), [1, 1, 0, 1])
+  # Inverse frequency, scaled to a mean of 1 over the 10 samples: raw 1/6, 1/2, 1/2
+  # sum to 6*(1/6) + 2*(1/2) + 2*(1/2) = 3 over 10 samples -> factor 10/3.
+  np.testing.assert_allclose(class_weights.class_weights(counts, "inverse_frequency"),
+                             [10 / 18, 10 / 6, 0, 10 / 6])
+  beta = 0.5
+  raw = np.array([(1 - beta) / (1 - beta**6), (1 - beta) / (1 - beta**2)])
+  scale = 10 / (6 * raw[0] + 4 * raw[1])
+  np.testing.assert_allclose(class_weights.class_weights(counts, "effective_number", beta),
+                             [raw[0] * scale, raw[1] * scale, 0, raw[1] * scale])
+
+
+def test_class_weighted_cross_entropy_matches_a_weighted_mean():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(6, 3)).astype(np.float32)
+  labels = np.array([0, 1, 2, 2, -1, 1])
+  mask = (labels >= 0).astype(np.float32)
+  weights = np.array([0.5, 2.0, 1.0], np.float32)
+  log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+  per_sample = [-log_p[i, labels[i]] for i in range(6) if labels[i] >= 0]
+  w = [weights[labels[i]] for i in range(6) if labels[i] >= 0]
+  expected = np.dot(per_sample, w) / np.sum(w)
+  got = losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(mask),
+                                     class_weights=jnp.asarray(weights))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)

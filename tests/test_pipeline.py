@@ -13,9 +13,10 @@ from fashion_jax.data.sources import SAMPLE_DIR
 from fashion_jax.tasks import task_config
 
 
-def _prepare(root="", workdir=None, sampler="auto", **task_overrides):
+def _prepare(root="", workdir=None, sampler="auto", rare_policy="drop", **task_overrides):
   config = tiny_config(root=root)
   config.datasets.products.sampler = sampler
+  config.datasets.products.rare_policy = rare_policy
   if task_overrides:
     config.tasks = task_overrides
   tasks = tasks_lib.parse_tasks(config.tasks)
@@ -222,3 +223,23 @@ def test_box_crop_keeps_the_box_and_its_margin():
   out = transforms.decode_image(buffer.getvalue(), 32, box=(50, 20, 150, 60), box_margin=0.0)
   # The box fills the width; rows outside it are the white letterbox padding.
   assert out.shape == (32, 32, 3) and (out[16] == 200).all() and (out[0] == 255).all()
+
+
+def test_class_weights_come_from_the_training_split_after_rare_classes_fold(tmp_path):
+  import json
+  config, tasks, data = _prepare(
+      workdir=str(tmp_path), rare_policy="other",
+      usage=task_config("softmax", "usage", min_count=20, class_weighting="inverse_frequency"))
+  task = data.tasks[0]
+  assert task.classes[-1] == "<other>"  # The rare usages, folded, get their own weight.
+  train = data.splits["train"]
+  counts = np.bincount(train.labels["usage"][train.masks["usage"] > 0],
+                       minlength=len(task.classes))
+  weights = np.asarray(task.class_weights)
+  # Inverse frequency: weight x count is the same for every class present.
+  present = counts > 0
+  np.testing.assert_allclose(weights[present] * counts[present],
+                             (weights[present] * counts[present])[0], rtol=1e-9)
+  np.testing.assert_allclose((weights * counts).sum(), counts.sum(), rtol=1e-9)
+  saved = json.loads((tmp_path / "class_weights.json").read_text())
+  np.testing.assert_allclose(saved["usage"], weights)

@@ -30,6 +30,7 @@ from fashion_jax.errors import CheckpointMismatchError, ConfigError, DataError
 
 VOCAB_FILE = "vocab.json"
 REPORT_FILE = "data_report.json"
+CLASS_WEIGHTS_FILE = "class_weights.json"
 # Retrieval role of a sample: 'query' samples search the 'gallery' ones; with no
 # queries in a split, every sample searches all the others.
 ROLES = {"": 0, "query": 1, "gallery": 2}
@@ -211,6 +212,9 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
   train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
   tasks = tasks_lib.bind_data(tasks, vocabs, train_labels, train_masks)
+  if workdir:  # Next to the vocabularies: what the loss weighed each class with.
+    with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
+      json.dump({t.name: list(t.class_weights) for t in tasks if t.class_weights}, f, indent=1)
   return Data(tasks=tasks, vocabs=vocabs, datasets=datasets)
 
 
