@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw",  # adamw | sgd
-      schedule="warmup_cosine",  # warmup_cosine | constant
+      schedule="warmup_cosine",  # warmup_cosine | one_cycle | step | constant
       learning_rate=1e-3,
       warmup_steps=200,
       end_lr_factor=0.01,
@@ -64,6 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
       momentum=0.9,  # sgd only
       weight_decay=0.05,
       grad_clip_norm=1.0,  # 0 disables clipping.
+      step_boundaries=(0.6, 0.85),  # step schedule: fractions of training where lr drops,
+      step_factor=0.1,  # ... by this factor each time.
+      backbone_lr_multiplier=1.0,  # Backbone lr relative to the heads' (0.1 to fine-tune).
+      accumulate_steps=1,  # Average gradients of k batches per update (bigger batches).
   ))
 
   # Optional training stages, e.g. heads only on a frozen backbone, then everything:

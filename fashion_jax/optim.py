@@ -1,4 +1,13 @@
-"""Optimisers and learning-rate schedules, selected by name from `config.optimizer`."""
+"""Optimisers and learning-rate schedules, selected by name from `config.optimizer`.
+
+    schedule   warmup_cosine | one_cycle | step | constant
+    name       adamw | sgd (Nesterov momentum)
+    backbone_lr_multiplier  the backbone's learning rate relative to the heads' (e.g. 0.1
+                            when fine-tuning pretrained weights)
+    accumulate_steps        k > 1: gradients of k consecutive batches are averaged into
+                            one update (an effective batch k x batch_size); schedules
+                            then count updates, not batches
+"""
 
 from typing import Callable
 
@@ -14,11 +23,33 @@ def _warmup_cosine(cfg, total_steps: int) -> optax.Schedule:
       decay_steps=max(total_steps, warmup + 1), end_value=cfg.learning_rate * cfg.end_lr_factor)
 
 
+def _one_cycle(cfg, total_steps: int) -> optax.Schedule:
+  # Rises for warmup_steps from lr/25 to lr, then anneals to lr * end_lr_factor (cosine).
+  pct_start = min(max(cfg.warmup_steps / max(total_steps, 1), 0.01), 0.99)
+  return optax.cosine_onecycle_schedule(
+      transition_steps=max(total_steps, 2), peak_value=cfg.learning_rate, pct_start=pct_start,
+      div_factor=25.0, final_div_factor=1.0 / max(25.0 * cfg.end_lr_factor, 1e-12))
+
+
+def _step(cfg, total_steps: int) -> optax.Schedule:
+  # Linear warmup, then x step_factor at each fraction of training in step_boundaries.
+  warmup_steps = max(cfg.warmup_steps, 0)
+  # join_schedules starts the second schedule's count at the warmup's end.
+  boundaries = {max(int(round(f * total_steps)) - warmup_steps, 1): cfg.step_factor
+                for f in cfg.step_boundaries}
+  decay = optax.piecewise_constant_schedule(cfg.learning_rate, boundaries)
+  if not warmup_steps:
+    return decay
+  warmup = optax.linear_schedule(0.0, cfg.learning_rate, warmup_steps)
+  return optax.join_schedules([warmup, decay], [warmup_steps])
+
+
 def _constant(cfg, total_steps: int) -> optax.Schedule:
   return optax.constant_schedule(cfg.learning_rate)
 
 
-SCHEDULES: dict[str, Callable] = {"warmup_cosine": _warmup_cosine, "constant": _constant}
+SCHEDULES: dict[str, Callable] = {"warmup_cosine": _warmup_cosine, "one_cycle": _one_cycle,
+                                  "step": _step, "constant": _constant}
 
 
 def _decay_mask(params):
@@ -39,15 +70,31 @@ def _sgd(cfg, schedule):
 OPTIMIZERS: dict[str, Callable] = {"adamw": _adamw, "sgd": _sgd}
 
 
+def param_groups(params):
+  """'backbone' or 'heads' for every parameter, by its path in the model."""
+  def group(path, _):
+    return "backbone" if any(getattr(k, "key", None) == "backbone" for k in path) else "heads"
+  return jax.tree_util.tree_map_with_path(group, params)
+
+
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """Returns (transformation, schedule) for `config.optimizer`."""
+  """Returns (transformation, schedule of the heads' learning rate by batch step)."""
   if cfg.name not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer.name={cfg.name!r} is not one of {sorted(OPTIMIZERS)}.")
   if cfg.schedule not in SCHEDULES:
     raise ConfigError(f"config.optimizer.schedule={cfg.schedule!r} is not one of "
                      f"{sorted(SCHEDULES)}.")
-  schedule = SCHEDULES[cfg.schedule](cfg, total_steps)
+  accumulate = int(cfg.get("accumulate_steps", 1))
+  if accumulate < 1:
+    raise ConfigError(f"config.optimizer.accumulate_steps={accumulate} must be >= 1.")
+  schedule = SCHEDULES[cfg.schedule](cfg, max(total_steps // accumulate, 1))
   tx = OPTIMIZERS[cfg.name](cfg, schedule)
+  multiplier = float(cfg.get("backbone_lr_multiplier", 1.0))
+  if multiplier != 1.0:
+    backbone = OPTIMIZERS[cfg.name](cfg, lambda count: multiplier * schedule(count))
+    tx = optax.multi_transform({"backbone": backbone, "heads": tx}, param_groups)
   if cfg.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
-  return tx, schedule
+  if accumulate > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=accumulate)
+  return tx, lambda step: schedule(step // accumulate)
