@@ -7,6 +7,7 @@ Trains articleType only, on the embedded sample.
 
 import ml_collections
 
+from fashion_jax.data import pipeline
 from fashion_jax.data.sources import dataset_config
 from fashion_jax.tasks import task_config
 
@@ -36,6 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
       num_threads=4,
       prefetch_buffer_size=256,
   ))
+
+  # Training augmentation, see DEFAULT_AUGMENT in fashion_jax/data/pipeline.py.
+  config.augment = pipeline.DEFAULT_AUGMENT.copy_and_resolve_references()
 
   config.model = ml_collections.ConfigDict(dict(
       name="resnet50",  # resnet_tiny | resnet18 | resnet34 | resnet50 | resnet101

@@ -216,7 +216,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   _, evaluators = compile_steps(graphdef, tasks, mesh)
   train_steps = {}  # Stage name -> its jitted step, compiled when the stage starts.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
-                                       jax.process_index(), jax.process_count())
+                                       jax.process_index(), jax.process_count(),
+                                       config.get("augment"))
 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
   start_step = checkpoints.latest_step() or 0

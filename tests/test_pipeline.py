@@ -243,3 +243,50 @@ def test_class_weights_come_from_the_training_split_after_rare_classes_fold(tmp_
   np.testing.assert_allclose((weights * counts).sum(), counts.sum(), rtol=1e-9)
   saved = json.loads((tmp_path / "class_weights.json").read_text())
   np.testing.assert_allclose(saved["usage"], weights)
+
+
+def _photo():
+  with open(os.path.join(SAMPLE_DIR, "images", os.listdir(os.path.join(SAMPLE_DIR, "images"))[0]),
+            "rb") as f:
+    return transforms.decode_image(f.read(), 64)
+
+
+def test_augmentations_change_the_image_as_configured():
+  image = _photo()
+  rng = lambda: np.random.default_rng(3)  # noqa: E731
+  crop = transforms.random_resized_crop(image, rng(), (0.3, 0.5), (0.75, 1.33))
+  assert crop.shape == image.shape and not np.array_equal(crop, image)
+  np.testing.assert_array_equal(crop, transforms.random_resized_crop(image, rng(), (0.3, 0.5),
+                                                                     (0.75, 1.33)))
+  # Brightness alone scales all channels alike: each pixel's hue survives.
+  bright = transforms.colour_jitter(image, rng(), 0.4, 0, 0, 0).astype(float)
+  factor = np.random.default_rng(3).uniform(0.6, 1.4)
+  np.testing.assert_allclose(bright, np.clip(np.floor(image * np.float32(factor)), 0, 255),
+                             atol=1)
+  red = np.zeros((8, 8, 3), np.uint8)
+  red[..., 0] = 200
+  turned = transforms.colour_jitter(red, rng(), 0, 0, 0, 0.5)
+  assert turned[..., 1:].max() > 50  # No longer pure red: hue jitter changes colours.
+  np.testing.assert_array_equal(transforms.colour_jitter(red, rng(), 0.3, 0, 0, 0)[..., 1:], 0)
+  erased = transforms.random_erasing(image, rng(), 1.0, (0.1, 0.2))
+  changed = (erased != image).any(-1).mean()
+  assert 0.05 < changed <= 0.2
+  assert transforms.random_erasing(image, rng(), 0.0, (0.1, 0.2)) is image
+
+
+def test_augmented_stream_is_fixed_by_the_seed_and_config_is_checked():
+  from fashion_jax.errors import ConfigError
+  config, tasks, data = _prepare(sampler="random")
+  augment = pipeline.DEFAULT_AUGMENT.copy_and_resolve_references()
+  augment.update(dict(crop_scale=(0.4, 1.0), brightness=0.3, contrast=0.3, saturation=0.3,
+                      erase_probability=0.5))
+  def first(seed):
+    it = pipeline.train_iterator(data.splits["train"], config.data, 8, seed, augment_config=augment)
+    return next(it)["image"]
+  np.testing.assert_array_equal(first(0), first(0))
+  assert not np.array_equal(first(0), first(1))
+  plain = next(pipeline.train_iterator(data.splits["train"], config.data, 8, 0))["image"]
+  assert not np.array_equal(first(0), plain)
+  augment.crop_scale = (0.0, 1.0)
+  with pytest.raises(ConfigError, match=r"config.augment.crop_scale=\(0.0, 1.0\)"):
+    pipeline.train_iterator(data.splits["train"], config.data, 8, 0, augment_config=augment)

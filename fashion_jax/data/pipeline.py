@@ -19,6 +19,7 @@ import os
 from typing import Iterator, Sequence
 
 import grain
+import ml_collections
 import numpy as np
 from absl import logging
 
@@ -34,6 +35,16 @@ CLASS_WEIGHTS_FILE = "class_weights.json"
 # Retrieval role of a sample: 'query' samples search the 'gallery' ones; with no
 # queries in a split, every sample searches all the others.
 ROLES = {"": 0, "query": 1, "gallery": 2}
+# Training augmentation (config.augment); this default is a horizontal flip only.
+DEFAULT_AUGMENT = ml_collections.ConfigDict(dict(
+    flip=True,
+    crop_scale=(1.0, 1.0),  # Random resized crop: area fraction range; (1, 1) = off.
+    crop_ratio=(3 / 4, 4 / 3),  # ... and aspect ratio range.
+    brightness=0.0, contrast=0.0, saturation=0.0,  # Colour jitter strengths; 0 = off.
+    hue=0.0,  # Fraction of a hue turn; keep 0 when a task predicts colour.
+    erase_probability=0.0,  # Random erasing probability ...
+    erase_area=(0.02, 0.2),  # ... and area fraction range.
+))
 
 
 @dataclasses.dataclass
@@ -322,8 +333,37 @@ class Decode(grain.transforms.Map):
 
 
 class Augment(grain.transforms.RandomMap):
+  """Training augmentation from `config.augment`; randomness from grain's per-element
+  generator, so it is fixed by the seed and the position in the stream."""
+
+  def __init__(self, augment_config):
+    self.config = augment_config
+
   def random_map(self, element: dict, rng: np.random.Generator) -> dict:
-    return {**element, "image": transforms.random_flip(element["image"], rng)}
+    c, image = self.config, element["image"]
+    if tuple(c.crop_scale) != (1.0, 1.0):
+      image = transforms.random_resized_crop(image, rng, c.crop_scale, c.crop_ratio)
+    if c.flip:
+      image = transforms.random_flip(image, rng)
+    if c.brightness or c.contrast or c.saturation or c.hue:
+      image = transforms.colour_jitter(image, rng, c.brightness, c.contrast, c.saturation, c.hue)
+    if c.erase_probability:
+      image = transforms.random_erasing(image, rng, c.erase_probability, c.erase_area)
+    return {**element, "image": image}
+
+
+def check_augment_config(c) -> None:
+  if not (0 < c.crop_scale[0] <= c.crop_scale[1] <= 1):
+    raise ConfigError(f"config.augment.crop_scale={tuple(c.crop_scale)}: need 0 < min <= max <= 1.")
+  if not 0 < c.crop_ratio[0] <= c.crop_ratio[1]:
+    raise ConfigError(f"config.augment.crop_ratio={tuple(c.crop_ratio)}: need 0 < min <= max.")
+  for field in ("brightness", "contrast", "saturation"):
+    if not 0 <= c[field] < 1:
+      raise ConfigError(f"config.augment.{field}={c[field]} must be in [0, 1).")
+  if not 0 <= c.hue <= 0.5:
+    raise ConfigError(f"config.augment.hue={c.hue} must be in [0, 0.5].")
+  if not 0 <= c.erase_probability <= 1:
+    raise ConfigError(f"config.augment.erase_probability={c.erase_probability} must be in [0, 1].")
 
 
 def _read_options(data_config) -> grain.ReadOptions:
@@ -349,7 +389,8 @@ def _train_stream(split: SplitData, data_config, seed: int, process_index: int,
 
 
 def train_iterator(splits: SplitData | Sequence[SplitData], data_config, batch_size: int,
-                   seed: int, process_index: int = 0, process_count: int = 1):
+                   seed: int, process_index: int = 0, process_count: int = 1,
+                   augment_config=None):
   """Endless, checkpointable iterator of training batches for this process.
 
   Each process reads a disjoint shard. Several datasets are mixed by their weights
@@ -372,7 +413,9 @@ def train_iterator(splits: SplitData | Sequence[SplitData], data_config, batch_s
              for i, s in enumerate(splits)]
   ds = streams[0] if len(streams) == 1 else grain.MapDataset.mix(
       streams, weights=[s.weight for s in splits])
-  ds = ds.random_map(Augment(), seed=seed + 1)
+  augment_config = augment_config or DEFAULT_AUGMENT
+  check_augment_config(augment_config)
+  ds = ds.random_map(Augment(augment_config), seed=seed + 1)
   iter_ds = ds.to_iter_dataset(_read_options(data_config))
   iter_ds = iter_ds.batch(batch_size, drop_remainder=True)
   if data_config.num_workers > 0:

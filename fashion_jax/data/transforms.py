@@ -86,3 +86,60 @@ def decode_image(data: bytes, size: int, box=None, box_margin: float = 0.0) -> n
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """Horizontal flip with probability 1/2 (labels here are all left-right symmetric)."""
   return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+def random_resized_crop(image: np.ndarray, rng: np.random.Generator, scale, ratio) -> np.ndarray:
+  """A random box of `scale` x the area and `ratio` aspect, resized back to the image size.
+
+  Falls back to the whole image when no box fits in 10 tries.
+  """
+  h, w = image.shape[:2]
+  for _ in range(10):
+    area = rng.uniform(*scale) * h * w
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+    cw, ch = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+    if 0 < cw <= w and 0 < ch <= h:
+      top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+      crop = image[top:top + ch, left:left + cw]
+      return np.asarray(Image.fromarray(crop).resize((w, h), Image.BILINEAR))
+  return image
+
+
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float,
+                  contrast: float, saturation: float, hue: float) -> np.ndarray:
+  """Brightness, contrast and saturation scaled by factors in [1 - s, 1 + s]; hue turned
+  by up to `hue` of a full turn. A strength of 0 leaves that property alone (hue = 0 and
+  saturation = 0 keep colour names true, as a baseColour task needs)."""
+  x = image.astype(np.float32)
+  if brightness:
+    x = x * rng.uniform(1 - brightness, 1 + brightness)
+  if contrast:
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(1 - contrast, 1 + contrast) + mean
+  if saturation:
+    gray = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    x = gray + (x - gray) * rng.uniform(1 - saturation, 1 + saturation)
+  x = np.clip(x, 0, 255).astype(np.uint8)
+  if hue:
+    hsv = np.asarray(Image.fromarray(x).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(rng.uniform(-hue, hue) * 255)) % 256
+    x = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+  return x
+
+
+def random_erasing(image: np.ndarray, rng: np.random.Generator, probability: float,
+                   area) -> np.ndarray:
+  """With `probability`, a box of `area` x the image (aspect 1/3..3) filled with noise."""
+  if rng.random() >= probability:
+    return image
+  h, w = image.shape[:2]
+  for _ in range(10):
+    target = rng.uniform(*area) * h * w
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    eh, ew = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+    if 0 < eh < h and 0 < ew < w:
+      top, left = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
+      out = image.copy()
+      out[top:top + eh, left:left + ew] = rng.integers(0, 256, (eh, ew, 3), dtype=np.uint8)
+      return out
+  return image
