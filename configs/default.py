@@ -74,6 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
       accumulate_steps=1,  # Average gradients of k batches per update (bigger batches).
   ))
 
+  # How task losses combine: fixed | uncertainty | dwa (see fashion_jax/balancing.py).
+  config.loss_balancing = ml_collections.ConfigDict(dict(name="fixed", dwa_temperature=2.0))
+
   # Optional training stages, e.g. heads only on a frozen backbone, then everything:
   # {"heads": {"until_step": 500, "tasks": "", "frozen_backbone": True},
   #  "joint": {"until_step": -1, "tasks": "category,attributes:0.5", "frozen_backbone": False}}

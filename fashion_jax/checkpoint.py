@@ -54,15 +54,22 @@ class Checkpoints:
   def best_step(self) -> int | None:
     return self.manager.best_step() if self.best_metric else None
 
-  def save(self, step: int, state, data_iterator, metrics: dict | None = None) -> None:
+  def save(self, step: int, state, data_iterator, metrics: dict | None = None,
+           extra: dict | None = None) -> None:
+    """`extra`: small JSON-able host state of the run (e.g. the loss balancer's)."""
     if metrics is not None and self.best_metric and self.best_metric not in metrics:
       raise KeyError(f"config.checkpoint.best_metric={self.best_metric!r} is not an eval "
                      f"metric; available: {sorted(metrics)}")
     args = ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(data_iterator),
-        meta=ocp.args.JsonSave({"step": step, **self.signature}))
+        meta=ocp.args.JsonSave({"step": step, **self.signature, "extra": extra or {}}))
     self.manager.save(step, args=args, metrics=metrics, force=True)
+
+  def restore_extra(self, step: int) -> dict:
+    """The `extra` dict saved with `step` ({} for checkpoints written without one)."""
+    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return meta.meta.get("extra") or {}
 
   def restore(self, step: int, state, data_iterator=None):
     """Restores `step` into the shapes, dtypes and shardings of `state`."""

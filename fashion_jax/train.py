@@ -12,12 +12,14 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 from absl import logging
 from flax import nnx
 
+from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import hierarchy
 from fashion_jax import optim
@@ -40,8 +42,11 @@ def create_train_state(config, tasks, vocabs, tx, mesh):
   The state is initialised inside `jit`: compiled init is much faster than op-by-op
   eager init of a ResNet-50, and lands directly with its sharding.
   """
+  learned = balancing.BALANCERS.get(config.loss_balancing.name, balancing.Balancer).learned
+
   def create():
-    model = build_model(config.model, tasks, vocabs, config.seed)
+    model = build_model(config.model, tasks, vocabs, config.seed,
+                        learned_loss_weights=learned)
     return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
   graphdef, _ = nnx.split(nnx.eval_shape(create))
@@ -53,12 +58,17 @@ def _in_backbone(path) -> bool:
   return any(getattr(key, "key", None) == "backbone" for key in path)
 
 
-def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
+def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
+               frozen_backbone: bool = False):
   """One optimisation step on a global batch; returns the new state and step metrics.
 
-  With `frozen_backbone` only the heads train: the backbone's parameters, BatchNorm
+  `loss_weights` [T] (task order) are the host-side weights of this step (configured,
+  stage or DWA; default: each task's configured weight), combined by `balancing`. With
+  `frozen_backbone` only the heads train: the backbone's parameters, BatchNorm
   statistics and optimizer moments come out exactly as they went in.
   """
+  if loss_weights is None:
+    loss_weights = jnp.asarray([t.weight for t in tasks], jnp.float32)
   # merge() shares the Variables of `state`, and the update below mutates them: keep
   # a copy of the tree (the same arrays) to restore the frozen part from.
   before = jax.tree.map(lambda x: x, state) if frozen_backbone else None
@@ -67,11 +77,17 @@ def train_step(graphdef, state, batch, *, tasks, frozen_backbone: bool = False):
   def loss_fn(model):
     outputs = model(batch["image"], train=True, frozen_backbone=frozen_backbone)
     losses = tasks_lib.task_losses(tasks, outputs, batch["labels"], batch["masks"])
-    return losses["total"], losses
+    log_variances = (model.loss_log_variances[...]
+                     if model.loss_log_variances is not None else None)
+    combined = balancing.combine(jnp.stack([losses[t.name] for t in tasks]), loss_weights,
+                                 log_variances)
+    losses["total"] = combined.total
+    return combined.total, (losses, combined.effective_weights)
 
-  (_, losses), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+  (_, (losses, weights)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
   metrics = {f"loss/{name}": value for name, value in losses.items()}
+  metrics.update({f"loss_weight/{t.name}": weights[i] for i, t in enumerate(tasks)})
   metrics["grad_norm"] = optax.tree.norm(grads)
   new_state = nnx.state((model, optimizer))
   if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
@@ -211,10 +227,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   total_steps = (config.num_train_steps if config.num_train_steps > 0
                  else config.num_epochs * steps_per_epoch)
   stages = stages_lib.parse_stages(config.stages, tasks, total_steps)
+  balancer = balancing.make_balancer(config.loss_balancing, len(tasks))
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
   _, evaluators = compile_steps(graphdef, tasks, mesh)
-  train_steps = {}  # Stage name -> its jitted step, compiled when the stage starts.
+  train_steps = {}  # Frozen backbone or not -> the jitted step, compiled on first use.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count(),
                                        config.get("augment"))
@@ -223,6 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start_step = checkpoints.latest_step() or 0
   if start_step:
     state = checkpoints.restore(start_step, state, train_iter)
+    balancer.load_state_dict(checkpoints.restore_extra(start_step).get("balancer", {}))
     logging.info("Resuming at step %d of %d", start_step, total_steps)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
@@ -249,15 +267,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   try:
     for step in range(start_step + 1, total_steps + 1):
       stage = stages_lib.stage_at(stages, step)
-      if stage.name not in train_steps:
+      if step == stage.start or step == start_step + 1:
         logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
                      stage.name, stage.start, stage.end, stage.frozen_backbone,
                      {t.name: t.weight for t in stage.tasks})
-        train_steps[stage.name] = compile_train_step(graphdef, stage.tasks, mesh,
-                                                     stage.frozen_backbone)
+      if stage.frozen_backbone not in train_steps:
+        train_steps[stage.frozen_backbone] = compile_train_step(graphdef, tasks, mesh,
+                                                                stage.frozen_backbone)
+      loss_weights = np.asarray([t.weight for t in stage.tasks], np.float32) * balancer.factors()
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = parallel.shard_batch(next(train_iter), mesh)
-        state, metrics = train_steps[stage.name](state, batch)
+        state, metrics = train_steps[stage.frozen_backbone](state, batch, loss_weights)
         step_metrics.append(metrics)
       for hook in hooks:
         hook(step)
@@ -265,6 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         summary = _mean_metrics(step_metrics)
         step_metrics = []
         _check_finite(summary, step)
+        balancer.observe(np.asarray([summary[f"loss/{t.name}"] for t in tasks]))
         summary["learning_rate"] = float(schedule(step - 1))
         summary["epoch"] = step / steps_per_epoch
         writer.write_scalars(step, summary)
@@ -273,7 +294,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         results = eval_split("val", state)
         writer.write_scalars(step, results)
       if eval_now or step % config.checkpoint.every_steps == 0:
-        checkpoints.save(step, state, train_iter, metrics=results if eval_now and results else None)
+        checkpoints.save(step, state, train_iter, metrics=results if eval_now and results else None,
+                         extra={"balancer": balancer.state_dict()})
     if start_step >= total_steps:  # Already finished: report the restored model.
       results = eval_split("val", state)
     if config.eval_test:

@@ -23,11 +23,15 @@ class MultiTaskModel(nnx.Module):
   """
 
   def __init__(self, backbone: ResNet, head_sizes: dict[str, int],
-               normalized_heads: tuple[str, ...], *, dtype, rngs: nnx.Rngs):
+               normalized_heads: tuple[str, ...], *, dtype, rngs: nnx.Rngs,
+               learned_loss_weights: bool = False):
     self.backbone = backbone
     self.heads = nnx.Dict({
         name: nnx.Linear(backbone.num_features, size, dtype=dtype, rngs=rngs)
         for name, size in head_sizes.items()})
+    # Uncertainty loss balancing: one learned log-variance per task (heads order).
+    self.loss_log_variances = (nnx.Param(jnp.zeros(len(head_sizes), jnp.float32))
+                               if learned_loss_weights else None)
     self.normalized_heads = tuple(normalized_heads)
     self.dtype = dtype
 
@@ -47,7 +51,8 @@ class MultiTaskModel(nnx.Module):
     return outputs
 
 
-def build_model(model_config, tasks, vocabs, seed: int) -> MultiTaskModel:
+def build_model(model_config, tasks, vocabs, seed: int,
+                learned_loss_weights: bool = False) -> MultiTaskModel:
   """Builds the model for `tasks`; head sizes come from the vocabularies."""
   dtype_name = model_config.get("dtype", "float32")
   if dtype_name not in DTYPES:
@@ -59,4 +64,5 @@ def build_model(model_config, tasks, vocabs, seed: int) -> MultiTaskModel:
                     rngs=rngs)
   head_sizes = {t.name: t.spec.head_size(t, len(vocabs[t.name])) for t in tasks}
   normalized = tuple(t.name for t in tasks if t.spec.normalize_output)
-  return MultiTaskModel(backbone, head_sizes, normalized, dtype=dtype, rngs=rngs)
+  return MultiTaskModel(backbone, head_sizes, normalized, dtype=dtype, rngs=rngs,
+                        learned_loss_weights=learned_loss_weights)
