@@ -92,6 +92,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.profile = False
   config.distributed = False  # Force jax.distributed.initialize() (multi-host).
 
+  # Stop when the validation metric has not improved for `patience` evaluations (0 = off);
+  # '' metric/mode = checkpoint.best_metric/best_mode.
+  config.early_stopping = ml_collections.ConfigDict(dict(patience=0, metric="", mode="",
+                                                         min_delta=0.0))
+
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=500,
       keep=3,  # Latest checkpoints kept, besides the best one.

@@ -21,6 +21,7 @@ from flax import nnx
 
 from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import early_stopping as early_stopping_lib
 from fashion_jax import hierarchy
 from fashion_jax import optim
 from fashion_jax import parallel
@@ -228,6 +229,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                  else config.num_epochs * steps_per_epoch)
   stages = stages_lib.parse_stages(config.stages, tasks, total_steps)
   balancer = balancing.make_balancer(config.loss_balancing, len(tasks))
+  stopper = early_stopping_lib.EarlyStopping(config.early_stopping, config.checkpoint,
+                                             valid_metrics)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
   _, evaluators = compile_steps(graphdef, tasks, mesh)
@@ -240,7 +243,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start_step = checkpoints.latest_step() or 0
   if start_step:
     state = checkpoints.restore(start_step, state, train_iter)
-    balancer.load_state_dict(checkpoints.restore_extra(start_step).get("balancer", {}))
+    extra = checkpoints.restore_extra(start_step)
+    balancer.load_state_dict(extra.get("balancer", {}))
+    stopper.load_state_dict(extra.get("early_stopping", {}))
     logging.info("Resuming at step %d of %d", start_step, total_steps)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
@@ -263,9 +268,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   logging.info("Training %d steps (%d per epoch, global batch %d on %d devices)",
                total_steps, steps_per_epoch, config.batch_size, jax.device_count())
-  step_metrics, results = [], {}
+  step_metrics, results, last_step = [], {}, start_step
   try:
-    for step in range(start_step + 1, total_steps + 1):
+    # A run that stopped early stays stopped when its command is run again.
+    end_step = start_step if stopper.stopped else total_steps
+    for step in range(start_step + 1, end_step + 1):
+      last_step = step
       stage = stages_lib.stage_at(stages, step)
       if step == stage.start or step == start_step + 1:
         logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
@@ -290,24 +298,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         summary["epoch"] = step / steps_per_epoch
         writer.write_scalars(step, summary)
       eval_now = step % config.eval_every_steps == 0 or step == total_steps
+      stop = False
       if eval_now:
         results = eval_split("val", state)
         writer.write_scalars(step, results)
+        stop = stopper.should_stop(results)
       if eval_now or step % config.checkpoint.every_steps == 0:
         checkpoints.save(step, state, train_iter, metrics=results if eval_now and results else None,
-                         extra={"balancer": balancer.state_dict()})
-    if start_step >= total_steps:  # Already finished: report the restored model.
+                         extra={"balancer": balancer.state_dict(),
+                                "early_stopping": stopper.state_dict()})
+      if stop:
+        logging.warning("Early stopping at step %d: %s has not improved on %.4f for %d "
+                        "evaluations.", step, stopper.metric, stopper.best, stopper.patience)
+        break
+    if last_step == start_step:  # Already finished: report the restored model.
       results = eval_split("val", state)
     if config.eval_test:
       test_results = eval_split("test", state)
-      writer.write_scalars(total_steps, test_results)
+      writer.write_scalars(last_step, test_results)
       results = {**results, **test_results}
   finally:
     writer.flush()
     checkpoints.close()  # Waits for the last asynchronous save.
   if is_chief and results:
     with open(os.path.join(workdir, METRICS_FILE), "w") as f:
-      json.dump({"step": total_steps, **results}, f, indent=1)
-    print(f"Final metrics at step {total_steps}:\n{format_metrics_table(results)}", flush=True)
+      json.dump({"step": last_step, **results}, f, indent=1)
+    print(f"Final metrics at step {last_step}:\n{format_metrics_table(results)}", flush=True)
   return results
 

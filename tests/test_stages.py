@@ -90,3 +90,29 @@ def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, caplog):
   for key, value in straight.items():
     np.testing.assert_allclose(resumed[key], value, rtol=1e-5, err_msg=key)
   assert json.loads((tmp_path / "b" / "final_metrics.json").read_text())["step"] == 4
+
+
+def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped(tmp_path):
+  import ml_collections
+  from fashion_jax import early_stopping
+  cfg = ml_collections.ConfigDict({"patience": 2, "metric": "", "mode": "", "min_delta": 0.01})
+  ckpt = ml_collections.ConfigDict({"best_metric": "val/a/accuracy", "best_mode": "max"})
+  stopper = early_stopping.EarlyStopping(cfg, ckpt, ["val/a/accuracy"])
+  decisions = [stopper.should_stop({"val/a/accuracy": v}) for v in (0.5, 0.6, 0.605, 0.59)]
+  assert decisions == [False, False, False, True]  # 0.605 is within min_delta of 0.6.
+  with pytest.raises(ConfigError, match="config.early_stopping.metric='val/b/f1'"):
+    cfg.metric = "val/b/f1"
+    early_stopping.EarlyStopping(cfg, ckpt, ["val/a/accuracy"])
+
+  config = tiny_config()
+  config.num_train_steps = 12
+  config.eval_every_steps = 2
+  config.checkpoint.every_steps = 2
+  config.early_stopping.patience = 1
+  config.early_stopping.min_delta = 10.0  # Nothing counts as an improvement.
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 4
+  assert "test/articleType/accuracy" in results
+  # Run again: it does not train on.
+  train.train_and_evaluate(config, str(tmp_path))
+  assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 4
