@@ -29,8 +29,10 @@ def _setup(config, mesh=None):
   return tasks, data, state, train_fn, eval_fn, mesh
 
 
-def test_losses_fall_on_a_fixed_batch():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_losses_fall_on_a_fixed_batch(dtype):
   config = tiny_config()
+  config.model.dtype = dtype  # bfloat16 activations; parameters and losses stay float32.
   config.optimizer.schedule = "constant"
   config.optimizer.learning_rate = 3e-3
   tasks, data, state, train_fn, _, mesh = _setup(config)
@@ -45,6 +47,9 @@ def test_losses_fall_on_a_fixed_batch():
     assert last < 0.7 * first, (task, first, last)
   # One compilation for all steps: shapes, dtypes and shardings never change.
   assert train_fn._cache_size() == 1
+  assert all(x.dtype == np.float32 for x in jax.tree.leaves(state)
+             if np.issubdtype(x.dtype, np.floating))  # Parameters and moments.
+  assert all(np.isfinite(m["loss/total"]) for m in history)
   total = history[0]["loss/total"]
   weighted = sum(t.weight * history[0][f"loss/{t.name}"] for t in tasks)
   np.testing.assert_allclose(total, weighted, rtol=1e-5)
