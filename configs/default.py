@@ -46,6 +46,9 @@ def get_config() -> ml_collections.ConfigDict:
       width=64,  # Channels of the stem and first stage.
       dtype="float32",  # float32 | bfloat16 (compute dtype; parameters stay float32)
       conv="auto",  # auto (matmul on CPU, XLA elsewhere) | xla | matmul
+      # ImageNet weights for the backbone: a folder written by python -m
+      # fashion_jax.pretrained, or a torchvision/timm .pth/.safetensors/.npz ('' = none).
+      pretrained="",
   ))
 
   config.tasks = ml_collections.ConfigDict(dict(

@@ -52,6 +52,11 @@ def create_train_state(config, tasks, vocabs, tx, mesh):
 
   graphdef, _ = nnx.split(nnx.eval_shape(create))
   state = jax.jit(lambda: nnx.state(create()), out_shardings=parallel.replicated(mesh))()
+  if config.model.get("pretrained"):
+    from fashion_jax import pretrained  # Only runs that import weights need it.
+    weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
+    state = pretrained.apply_to_state(state, weights, f"config.model.pretrained="
+                                                      f"{config.model.pretrained}")
   return graphdef, state
 
 

@@ -163,21 +163,17 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
 
 
 def torch_resnet50(num_outputs: dict):
-  """torchvision's ResNet-50 (fc removed) with the same heads; hand-written if needed."""
+  """torchvision's ResNet-50 architecture (fashion_jax.models.torch_resnet) with our heads."""
   from torch import nn
-  try:
-    import torchvision
-    backbone = torchvision.models.resnet50()
-    backbone.fc = nn.Identity()
-    source = f"torchvision {torchvision.__version__}"
-  except Exception:  # Not installed, or a build that does not match torch.
-    backbone = _hand_written_resnet50()
-    source = "hand-written (torchvision layout)"
+  from fashion_jax.models.torch_resnet import resnet
+  torch_backbone = resnet("resnet50")
+  torch_backbone.fc = nn.Identity()  # The heads replace the ImageNet classifier.
+  source = "torchvision layout"
 
   class MultiTask(nn.Module):
     def __init__(self):
       super().__init__()
-      self.backbone = backbone
+      self.backbone = torch_backbone
       self.heads = nn.ModuleDict({k: nn.Linear(2048, v) for k, v in num_outputs.items()})
 
     def forward(self, x):
@@ -187,38 +183,6 @@ def torch_resnet50(num_outputs: dict):
   return MultiTask(), source
 
 
-def _bottleneck(in_ch, width, stride):
-  from torch import nn
-
-  class Bottleneck(nn.Module):
-    def __init__(self):
-      super().__init__()
-      out = width * 4
-      self.body = nn.Sequential(
-          nn.Conv2d(in_ch, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-          nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
-          nn.ReLU(inplace=True), nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out))
-      self.down = (nn.Sequential(nn.Conv2d(in_ch, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-                   if stride != 1 or in_ch != out else nn.Identity())
-      self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-      return self.relu(self.body(x) + self.down(x))
-
-  return Bottleneck()
-
-
-def _hand_written_resnet50():
-  from torch import nn
-  layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2, 1)]
-  in_ch = 64
-  for stage, size in enumerate((3, 4, 6, 3)):
-    for i in range(size):
-      layers.append(_bottleneck(in_ch, 64 * 2**stage, 2 if stage and i == 0 else 1))
-      in_ch = 64 * 2**stage * 4
-  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-  return nn.Sequential(*layers)
 
 
 def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):

@@ -1,0 +1,197 @@
+r"""ImageNet ResNet weights from torchvision / timm files, for the backbone.
+
+    python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth --model=resnet50 \
+        --out=weights/resnet50_imagenet
+    python -m fashion_jax.main --config=configs/mtl.py --workdir=runs/mtl_pretrained \
+        --config.model.pretrained=weights/resnet50_imagenet
+
+Reads a torchvision ResNet `state_dict` (`.pth`/`.pt`, needs torch) or the same tensors
+in `.safetensors` or `.npz` (no torch needed); timm's ResNet-18/34/50/101 use the same
+names. Convolutions go OIHW -> HWIO, BatchNorm weight/bias/running stats to
+scale/bias/mean/var; the ImageNet classifier (fc) is skipped. The CLI writes an Orbax
+checkpoint of the backbone; `config.model.pretrained` accepts that folder or a weights
+file directly.
+"""
+
+import json
+import os
+import re
+import sys
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from fashion_jax.errors import ConfigError, DataError
+from fashion_jax.models.resnet import ARCHITECTURES
+
+_SKIPPED = re.compile(r"^(fc\.|.*num_batches_tracked$)")
+_BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+
+
+def read_weights_file(path: str) -> dict[str, np.ndarray]:
+  """{name: array} from .pth/.pt (torch), .safetensors or .npz."""
+  if not os.path.exists(path):
+    raise DataError(f"{path}: no such weights file.")
+  extension = os.path.splitext(path)[1].lower()
+  try:
+    if extension in (".pth", ".pt", ".bin"):
+      try:
+        import torch
+      except ImportError as e:
+        raise ConfigError(f"{path}: reading .pth needs torch (pip install -e '.[torch]'); "
+                          "or convert the file to .safetensors/.npz where torch is.") from e
+      loaded = torch.load(path, map_location="cpu", weights_only=True)
+      loaded = loaded.get("state_dict", loaded.get("model", loaded))
+      return {k.removeprefix("module."): v.float().numpy() for k, v in loaded.items()
+              if hasattr(v, "numpy")}
+    if extension == ".safetensors":
+      from safetensors.numpy import load_file
+      return {k: np.asarray(v, np.float32) for k, v in load_file(path).items()}
+    if extension == ".npz":
+      with np.load(path) as f:
+        return {k: np.asarray(f[k], np.float32) for k in f.files}
+  except (OSError, ValueError, RuntimeError) as e:
+    raise DataError(f"{path}: cannot read the weights ({e}).") from e
+  raise ConfigError(f"{path}: expected a .pth, .pt, .safetensors or .npz file.")
+
+
+def torchvision_names(model: str) -> dict[str, tuple[str, ...]]:
+  """torchvision/timm parameter name -> path in our backbone's state."""
+  if model not in ARCHITECTURES:
+    raise ConfigError(f"--model={model!r} is not one of {sorted(ARCHITECTURES)}.")
+  arch = ARCHITECTURES[model]
+  bottleneck = arch.block.expansion == 4
+  names = {"conv1.weight": ("stem_conv", "kernel")}
+  names.update({f"bn1.{k}": ("stem_bn", v) for k, v in _BN.items()})
+  index = 0
+  for stage, size in enumerate(arch.stage_sizes):
+    for i in range(size):
+      prefix, ours = f"layer{stage + 1}.{i}", ("blocks", index)
+      for n in range(1, 4 if bottleneck else 3):
+        names[f"{prefix}.conv{n}.weight"] = (*ours, f"conv{n}", "kernel")
+        names.update({f"{prefix}.bn{n}.{k}": (*ours, f"bn{n}", v) for k, v in _BN.items()})
+      if stage > 0 and i == 0 or (stage == 0 and i == 0 and bottleneck):
+        names[f"{prefix}.downsample.0.weight"] = (*ours, "shortcut", "conv", "kernel")
+        names.update({f"{prefix}.downsample.1.{k}": (*ours, "shortcut", "bn", v)
+                      for k, v in _BN.items()})
+      index += 1
+  return names
+
+
+def convert(weights: dict[str, np.ndarray], model: str, source: str = "weights") -> dict:
+  """{our backbone path (tuple): array}, checked for missing and unexpected names."""
+  names = torchvision_names(model)
+  unexpected = sorted(k for k in weights if k not in names and not _SKIPPED.match(k))
+  missing = sorted(k for k in names if k not in weights)
+  if unexpected or missing:
+    raise DataError(f"{source} does not match a torchvision/timm {model}: "
+                    f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} "
+                    f"unexpected (e.g. {unexpected[:3]}). Deep-stem variants (resnet50d) "
+                    "and other widths are not supported.")
+  converted = {}
+  for name, path in names.items():
+    value = np.asarray(weights[name], np.float32)
+    converted[path] = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value
+  return converted
+
+
+def _nested(flat: dict) -> dict:
+  tree = {}
+  for path, value in flat.items():
+    node = tree
+    for key in path[:-1]:
+      node = node.setdefault(str(key), {})
+    node[path[-1]] = value
+  return tree
+
+
+def _flat(tree: dict, prefix=()) -> dict:
+  out = {}
+  for key, value in tree.items():
+    key = int(key) if key.isdigit() else key
+    if isinstance(value, dict):
+      out.update(_flat(value, (*prefix, key)))
+    else:
+      out[(*prefix, key)] = np.asarray(value)
+  return out
+
+
+def save_backbone(converted: dict, out_dir: str, model: str) -> None:
+  """`<out_dir>/backbone` (Orbax) and `<out_dir>/model.json` (which architecture)."""
+  import orbax.checkpoint as ocp
+  out_dir = os.path.abspath(out_dir)
+  os.makedirs(out_dir, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.join(out_dir, "backbone"), _nested(converted), force=True)
+  with open(os.path.join(out_dir, "model.json"), "w") as f:
+    json.dump({"model": model}, f)
+
+
+def load_backbone(path: str, model: str) -> dict:
+  """Converted weights from an Orbax folder written by this CLI, or from a weights file."""
+  if os.path.isdir(path):
+    import orbax.checkpoint as ocp
+    try:
+      with open(os.path.join(path, "model.json")) as f:
+        saved_model = json.load(f)["model"]
+    except (OSError, ValueError, KeyError) as e:
+      raise DataError(f"{path}: not a folder written by python -m fashion_jax.pretrained.") from e
+    if saved_model != model:
+      raise ConfigError(f"config.model.pretrained={path} holds {saved_model} weights but "
+                        f"config.model.name={model!r}.")
+    with ocp.StandardCheckpointer() as checkpointer:
+      return _flat(checkpointer.restore(os.path.join(os.path.abspath(path), "backbone")))
+  return convert(read_weights_file(path), model, path)
+
+
+def apply_to_state(state, converted: dict, source: str):
+  """The train state with its backbone's parameters and BatchNorm statistics replaced."""
+  used = set()
+
+  def replace(path, leaf):
+    keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path]
+    if len(keys) < 3 or keys[1] != "backbone":  # (0=model, 'backbone', ..., 'value')
+      return leaf
+    ours = tuple(keys[2:-1]) if keys[-1] == "value" else tuple(keys[2:])
+    if ours not in converted:
+      raise DataError(f"{source} has no weights for backbone/{'/'.join(map(str, ours))}.")
+    value = converted[ours]
+    if value.shape != leaf.shape:
+      raise DataError(f"{source}: backbone/{'/'.join(map(str, ours))} has shape {value.shape}, "
+                      f"the model {leaf.shape} (config.model.width must be 64).")
+    used.add(ours)
+    return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
+
+  state = jax.tree_util.tree_map_with_path(replace, state)
+  logging.info("Initialised %d backbone arrays from %s", len(used), source)
+  return state
+
+
+def _define_flags():
+  flags.DEFINE_string("weights", None, "A torchvision/timm ResNet .pth, .safetensors or .npz.")
+  flags.DEFINE_string("model", "resnet50", f"One of {sorted(ARCHITECTURES)}.")
+  flags.DEFINE_string("out", None, "Folder for the Orbax checkpoint of the backbone.")
+
+
+def main(argv):
+  del argv
+  FLAGS = flags.FLAGS
+  try:
+    converted = convert(read_weights_file(FLAGS.weights), FLAGS.model, FLAGS.weights)
+    save_backbone(converted, FLAGS.out, FLAGS.model)
+  except (ConfigError, DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"Wrote {len(converted)} backbone arrays of {FLAGS.model} to {FLAGS.out}")
+  return 0
+
+
+def run():
+  _define_flags()
+  flags.mark_flags_as_required(["weights", "out"])
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,108 @@
+"""ImageNet weight import: torchvision-layout ResNets in torch vs the converted Flax model."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from conftest import REPO, tiny_config
+from fashion_jax import optim, parallel, pretrained, train
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import pipeline
+from fashion_jax.errors import DataError
+from fashion_jax.models.resnet import ResNet
+from fashion_jax.models.torch_resnet import resnet as torch_resnet
+
+
+def _random_torch_resnet(name, seed=0):
+  torch.manual_seed(seed)
+  model = torch_resnet(name)
+  # Random BatchNorm statistics and affine terms, so that every mapped tensor matters.
+  with torch.no_grad():
+    for module in model.modules():
+      if isinstance(module, torch.nn.BatchNorm2d):
+        module.weight.uniform_(0.5, 1.5)
+        module.bias.normal_(0, 0.1)
+        module.running_mean.normal_(0, 0.1)
+        module.running_var.uniform_(0.5, 1.5)
+  return model.eval()
+
+
+def _flax_features(name, converted, images_nhwc):
+  model = ResNet(name, rngs=nnx.Rngs(0), conv_implementation="xla")
+  graphdef, state = nnx.split(model)
+  state = pretrained.apply_to_state(
+      jax.tree.map(lambda x: x, {0: {"backbone": state}}), converted, "test")[0]["backbone"]
+  model = nnx.merge(graphdef, state)
+  return np.asarray(model(images_nhwc, train=False))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_converted_weights_give_torchs_features(tmp_path, name):
+  model = _random_torch_resnet(name)
+  images = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+  with torch.no_grad():
+    expected = model.features(torch.from_numpy(images)).numpy()
+  path = str(tmp_path / f"{name}.pth")
+  torch.save(model.state_dict(), path)
+  converted = pretrained.convert(pretrained.read_weights_file(path), name, path)
+  got = _flax_features(name, converted, images.transpose(0, 2, 3, 1))
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+  assert np.abs(expected).mean() > 0.01  # Not a trivially small output.
+
+
+def test_safetensors_npz_and_orbax_folder_hold_the_same_weights(tmp_path):
+  from safetensors.numpy import save_file
+  state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
+  np.savez(tmp_path / "w.npz", **state_dict)
+  save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()},
+            str(tmp_path / "w.safetensors"))
+  reference = pretrained.convert(state_dict, "resnet18")
+  for name in ("w.npz", "w.safetensors"):
+    converted = pretrained.load_backbone(str(tmp_path / name), "resnet18")
+    assert converted.keys() == reference.keys()
+    for key in reference:
+      np.testing.assert_array_equal(converted[key], reference[key])
+  # The CLI writes an Orbax folder that config.model.pretrained reads back.
+  out = tmp_path / "orbax"
+  result = subprocess.run([sys.executable, "-m", "fashion_jax.pretrained",
+                           f"--weights={tmp_path / 'w.npz'}", "--model=resnet18", f"--out={out}"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-2000:]
+  restored = pretrained.load_backbone(str(out), "resnet18")
+  for key in reference:
+    np.testing.assert_array_equal(restored[key], reference[key])
+
+
+def test_wrong_files_are_named(tmp_path):
+  state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
+  with pytest.raises(DataError, match=r"does not match a torchvision/timm resnet50: .* missing"):
+    pretrained.convert(state_dict, "resnet50", "resnet18.npz")
+  state_dict["conv1.1.weight"] = state_dict["conv1.weight"]
+  with pytest.raises(DataError, match=r"1 unexpected \(e.g. \['conv1.1.weight'\]\)"):
+    pretrained.convert(state_dict, "resnet18")
+  with pytest.raises(DataError, match="no such weights file"):
+    pretrained.read_weights_file(str(tmp_path / "missing.pth"))
+
+
+def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
+  state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
+  np.savez(tmp_path / "w.npz", **state_dict)
+  config = tiny_config()
+  config.model.name = "resnet18"
+  config.model.width = 64
+  config.model.pretrained = str(tmp_path / "w.npz")
+  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  tx, _ = optim.make_optimizer(config.optimizer, 10)
+  _, state = train.create_train_state(config, data.tasks, data.vocabs, tx,
+                                      parallel.make_mesh())
+  kernel = np.asarray(state[0]["backbone"]["stem_conv"]["kernel"][...])
+  np.testing.assert_array_equal(kernel, state_dict["conv1.weight"].transpose(2, 3, 1, 0))
+  mean = np.asarray(state[0]["backbone"]["blocks"][2]["shortcut"]["bn"]["mean"][...])
+  np.testing.assert_array_equal(mean, state_dict["layer2.0.downsample.1.running_mean"])
+  assert os.path.exists(config.model.pretrained)
