@@ -86,6 +86,10 @@ def get_config() -> ml_collections.ConfigDict:
   # See fashion_jax/stages.py. Empty = all tasks at their weights for the whole run.
   config.stages = ml_collections.ConfigDict()
 
+  # Exponential moving average of the weights (0 = off, e.g. 0.999): trained alongside,
+  # checkpointed with the model and scored as val_ema/... and test_ema/....
+  config.ema_decay = 0.0
+
   config.batch_size = 32  # Global, over all devices and hosts.
   config.num_epochs = 10
   config.num_train_steps = -1  # > 0 overrides num_epochs.

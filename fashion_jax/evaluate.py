@@ -35,6 +35,7 @@ def _define_flags():
   flags.DEFINE_string("out", "", "Output folder; default <workdir>/eval/<split>.")
   flags.DEFINE_integer("grid_images", 16, "Images in predictions.png.")
   flags.DEFINE_integer("max_classes", 20, "Classes shown in a confusion matrix (rest folded).")
+  flags.DEFINE_bool("ema", False, "Evaluate the EMA weights (runs with config.ema_decay > 0).")
 
 
 TOP_K = (3, 5)  # Top-1 is the accuracy.
@@ -50,7 +51,8 @@ def run_split(run, data, split: str, grid_images: int):
   outputs, labels and masks for every sample of its dataset (rows aligned across the
   tasks of one dataset)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
-  evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True)
+  evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
+                                        use_ema=run.ema)
   totals, rows, grid = {}, {}, []
   for dataset, (step, own) in evaluators.items():
     split_data = data.datasets[dataset][split]
@@ -138,12 +140,13 @@ def _caption(task, label, output, has_label) -> tuple[str, bool]:
 
 
 def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best",
-                     out_dir: str = "", grid_images: int = 16, max_classes: int = 20) -> dict:
+                     out_dir: str = "", grid_images: int = 16, max_classes: int = 20,
+                     ema: bool = False) -> dict:
   """Evaluates and writes every report; returns the contents of metrics.json."""
   if split not in ("train", "val", "test"):
     raise errors.ConfigError(f"--split={split!r}: expected train, val or test.")
-  run = trained.load(workdir, checkpoint)
-  out_dir = out_dir or os.path.join(run.workdir, "eval", split)
+  run = trained.load(workdir, checkpoint, ema)
+  out_dir = out_dir or os.path.join(run.workdir, "eval", split + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
   data = pipeline.prepare_data(run.config, run.tasks, None)
   tasks = data.tasks  # Bound to this data (class weights of the loss).
@@ -192,7 +195,7 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
   if images:
     files.append(plots.image_grid(os.path.join(out_dir, "predictions.png"), images, captions,
                                   f"{split}: predicted (true where wrong)"))
-  summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step,
+  summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step, "ema": ema,
              "metrics": results, "files": sorted(os.path.basename(f) for f in files)}
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
     json.dump(summary, f, indent=1)
@@ -208,7 +211,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out,
-                     FLAGS.grid_images, FLAGS.max_classes)
+                     FLAGS.grid_images, FLAGS.max_classes, FLAGS.ema)
   except errors.USER_ERRORS as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -34,6 +34,7 @@ from fashion_jax.writers import periodic_actions
 from fashion_jax.errors import ConfigError, DataError
 
 CONFIG_FILE = "config.json"
+MODEL, OPTIMIZER, EMA = 0, 1, 2  # Parts of the train state.
 METRICS_FILE = "final_metrics.json"
 
 
@@ -45,10 +46,14 @@ def create_train_state(config, tasks, vocabs, tx, mesh):
   """
   learned = balancing.BALANCERS.get(config.loss_balancing.name, balancing.Balancer).learned
 
+  with_ema = config.get("ema_decay", 0.0) > 0
+
   def create():
     model = build_model(config.model, tasks, vocabs, config.seed,
                         learned_loss_weights=learned)
-    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    # The EMA is a second copy of the model (parameters and BatchNorm statistics).
+    return (model, optimizer, nnx.clone(model)) if with_ema else (model, optimizer)
 
   graphdef, _ = nnx.split(nnx.eval_shape(create))
   state = jax.jit(lambda: nnx.state(create()), out_shardings=parallel.replicated(mesh))()
@@ -57,6 +62,8 @@ def create_train_state(config, tasks, vocabs, tx, mesh):
     weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
     state = pretrained.apply_to_state(state, weights, f"config.model.pretrained="
                                                       f"{config.model.pretrained}")
+  if with_ema:  # Starts equal to the model (after any imported weights).
+    state[EMA] = jax.tree.map(jnp.copy, state[MODEL])
   return graphdef, state
 
 
@@ -64,8 +71,16 @@ def _in_backbone(path) -> bool:
   return any(getattr(key, "key", None) == "backbone" for key in path)
 
 
+def _ema_update(ema_model, model, step, decay: float) -> None:
+  # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early on the
+  # average follows the fast-moving weights instead of the random initialisation.
+  rate = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  nnx.update(ema_model, jax.tree.map(lambda e, m: rate * e + (1.0 - rate) * m,
+                                     nnx.state(ema_model), nnx.state(model)))
+
+
 def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
-               frozen_backbone: bool = False):
+               frozen_backbone: bool = False, ema_decay: float = 0.0):
   """One optimisation step on a global batch; returns the new state and step metrics.
 
   `loss_weights` [T] (task order) are the host-side weights of this step (configured,
@@ -78,7 +93,7 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
   # merge() shares the Variables of `state`, and the update below mutates them: keep
   # a copy of the tree (the same arrays) to restore the frozen part from.
   before = jax.tree.map(lambda x: x, state) if frozen_backbone else None
-  model, optimizer = nnx.merge(graphdef, state)
+  model, optimizer, *ema_model = nnx.merge(graphdef, state)
 
   def loss_fn(model):
     outputs = model(batch["image"], train=True, frozen_backbone=frozen_backbone)
@@ -92,42 +107,48 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
 
   (_, (losses, weights)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
+  if ema_model:
+    _ema_update(ema_model[0], model, optimizer.step[...], ema_decay)
   metrics = {f"loss/{name}": value for name, value in losses.items()}
   metrics.update({f"loss_weight/{t.name}": weights[i] for i, t in enumerate(tasks)})
   metrics["grad_norm"] = optax.tree.norm(grads)
-  new_state = nnx.state((model, optimizer))
+  new_state = nnx.state((model, optimizer, *ema_model))
   if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
     new_state = jax.tree_util.tree_map_with_path(
         lambda path, new, old: old if _in_backbone(path) else new, new_state, before)
   return new_state, metrics
 
 
-def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False):
+def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
+              use_ema: bool = False):
   """Per-task eval statistics of one batch (summed or collected by the caller), and
-  with `with_outputs` also the heads' raw outputs."""
-  model, _ = nnx.merge(graphdef, state)
+  with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights."""
+  model = nnx.merge(graphdef, state)[EMA if use_ema else MODEL]
   outputs = model(batch["image"], train=False)
   stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
                                      batch["masks"][t.name], batch["roles"]) for t in tasks}
   return (stats, {t.name: outputs[t.name] for t in tasks}) if with_outputs else stats
 
 
-def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False):
+def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False,
+                       ema_decay: float = 0.0):
   """The jitted train step; it donates the old state's buffers."""
   replicated = parallel.replicated(mesh)
   return jax.jit(functools.partial(train_step, graphdef, tasks=tuple(tasks),
-                                   frozen_backbone=frozen_backbone),
+                                   frozen_backbone=frozen_backbone, ema_decay=ema_decay),
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
-def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False):
+def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
+                       use_ema: bool = False):
   """Per dataset: (jitted eval step scoring that dataset's tasks, those tasks)."""
   evaluators = {}
   for dataset in dict.fromkeys(t.dataset for t in tasks):
     own = [t for t in tasks if t.dataset == dataset]
     # Replicated outputs: every process can read the per-sample rows (embeddings,
     # scores) that retrieval and mAP need, also when the batch spans several hosts.
-    step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs)
+    step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs,
+                             use_ema=use_ema)
     evaluators[dataset] = (jax.jit(step, out_shardings=parallel.replicated(mesh)), own)
   return evaluators
 
@@ -209,7 +230,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   parallel.maybe_initialize_distributed(config.distributed)
   tasks = tasks_lib.parse_tasks(config.tasks)
   hierarchy.parse(config.get("hierarchy", ""), tasks)  # Fails now, not after training.
+  ema_decay = float(config.get("ema_decay", 0.0))
+  if not 0 <= ema_decay < 1:
+    raise ConfigError(f"config.ema_decay={ema_decay} must be in [0, 1) (0 = no EMA).")
   valid_metrics = tasks_lib.metric_keys(tasks, "val")
+  if ema_decay:
+    valid_metrics += tasks_lib.metric_keys(tasks, "val_ema")
   if config.checkpoint.best_metric and config.checkpoint.best_metric not in valid_metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
                       f"not one of {valid_metrics}.")
@@ -238,7 +264,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                              valid_metrics)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
-  _, evaluators = compile_steps(graphdef, tasks, mesh)
+  evaluators = {"": compile_eval_steps(graphdef, tasks, mesh)}
+  if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.
+    evaluators["_ema"] = compile_eval_steps(graphdef, tasks, mesh, use_ema=True)
   train_steps = {}  # Frozen backbone or not -> the jitted step, compiled on first use.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count(),
@@ -263,12 +291,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   def eval_split(name: str, state) -> dict[str, float]:
     results = {}
-    for dataset, (eval_fn, own_tasks) in evaluators.items():
-      split = data.datasets[dataset][name]
-      if len(split):
-        batches = pipeline.eval_batches(split, config.data, local_batch,
-                                        jax.process_index(), jax.process_count())
-        results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name))
+    for suffix, by_dataset in evaluators.items():
+      for dataset, (eval_fn, own_tasks) in by_dataset.items():
+        split = data.datasets[dataset][name]
+        if len(split):
+          batches = pipeline.eval_batches(split, config.data, local_batch,
+                                          jax.process_index(), jax.process_count())
+          results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name + suffix))
     return results
 
   logging.info("Training %d steps (%d per epoch, global batch %d on %d devices)",
@@ -285,8 +314,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      stage.name, stage.start, stage.end, stage.frozen_backbone,
                      {t.name: t.weight for t in stage.tasks})
       if stage.frozen_backbone not in train_steps:
-        train_steps[stage.frozen_backbone] = compile_train_step(graphdef, tasks, mesh,
-                                                                stage.frozen_backbone)
+        train_steps[stage.frozen_backbone] = compile_train_step(
+            graphdef, tasks, mesh, stage.frozen_backbone, ema_decay)
       loss_weights = np.asarray([t.weight for t in stage.tasks], np.float32) * balancer.factors()
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = parallel.shard_batch(next(train_iter), mesh)

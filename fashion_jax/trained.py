@@ -49,6 +49,7 @@ class TrainedRun:
   state: nnx.State
   mesh: jax.sharding.Mesh
   step: int
+  ema: bool = False  # Predict with the EMA weights (config.ema_decay > 0 runs).
 
   def task(self, name: str):
     for task in self.tasks:
@@ -80,10 +81,13 @@ def _pick_step(checkpoints, which: str, workdir: str) -> int:
   return step
 
 
-def load(workdir: str, checkpoint: str = "best") -> TrainedRun:
-  """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step)."""
+def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRun:
+  """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step);
+  `ema` selects its exponential moving average of the weights instead."""
   workdir = os.path.abspath(workdir)
   config = read_config(workdir)
+  if ema and not config.get("ema_decay", 0.0):
+    raise ConfigError(f"{workdir} was trained without an EMA (config.ema_decay = 0).")
   tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   vocab_path = os.path.join(workdir, pipeline.VOCAB_FILE)
   if not os.path.exists(vocab_path):
@@ -103,11 +107,11 @@ def load(workdir: str, checkpoint: str = "best") -> TrainedRun:
   finally:
     checkpoints.close()
   return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,
-                    graphdef=graphdef, state=state, mesh=mesh, step=step)
+                    graphdef=graphdef, state=state, mesh=mesh, step=step, ema=ema)
 
 
-def _predict(graphdef, state, images, *, tasks):
-  model, _ = nnx.merge(graphdef, state)
+def _predict(graphdef, state, images, *, tasks, use_ema):
+  model = nnx.merge(graphdef, state)[train.EMA if use_ema else train.MODEL]
   outputs = model(images, train=False)
   activations = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
   return {t.name: activations.get(t.kind, lambda x: x)(outputs[t.name].astype(jnp.float32))
@@ -117,7 +121,8 @@ def _predict(graphdef, state, images, *, tasks):
 def predict_fn(run: TrainedRun):
   """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
   unit-norm embedding}."""
-  fn = jax.jit(functools.partial(_predict, run.graphdef, tasks=tuple(run.tasks)),
+  fn = jax.jit(functools.partial(_predict, run.graphdef, tasks=tuple(run.tasks),
+                                 use_ema=run.ema),
                out_shardings=parallel.replicated(run.mesh))
   return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))
 

@@ -116,3 +116,19 @@ def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped
   # Run again: it does not train on.
   train.train_and_evaluate(config, str(tmp_path))
   assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 4
+
+
+def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
+  from fashion_jax import evaluate, trained
+  config = tiny_config()
+  config.ema_decay = 0.5
+  config.checkpoint.best_metric = "val_ema/articleType/accuracy"
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert {"val_ema/articleType/accuracy", "test_ema/embedding/recall_at_1",
+          "val/articleType/accuracy"} <= set(results)
+  run = trained.load(str(tmp_path), "latest")
+  kernel = lambda part: np.asarray(run.state[part]["heads"]["articleType"]["kernel"][...])  # noqa: E731
+  assert not np.allclose(kernel(train.MODEL), kernel(train.EMA))  # The average lags.
+  summary = evaluate.evaluate_workdir(str(tmp_path), "test", "latest", grid_images=2, ema=True)
+  np.testing.assert_allclose(summary["metrics"]["articleType"]["accuracy"],
+                             results["test_ema/articleType/accuracy"], rtol=1e-6)
