@@ -36,6 +36,9 @@ def _define_flags():
   flags.DEFINE_integer("grid_images", 16, "Images in predictions.png.")
   flags.DEFINE_integer("max_classes", 20, "Classes shown in a confusion matrix (rest folded).")
   flags.DEFINE_bool("ema", False, "Evaluate the EMA weights (runs with config.ema_decay > 0).")
+  flags.DEFINE_enum("hierarchy", "none", ["none", "predicted", "joint"],
+                    "With config.hierarchy: also score predictions made consistent with it "
+                    "(child masked by the predicted parent, or the best joint path).")
 
 
 TOP_K = (3, 5)  # Top-1 is the accuracy.
@@ -103,16 +106,22 @@ def softmax_report(task, confusion: np.ndarray, logits: np.ndarray, labels: np.n
   return out, per_class, curves
 
 
-def hierarchy_consistency(data, parent, child, rows) -> float:
-  """How often the predicted child class belongs to the predicted parent class (every
-  sample of the split, labelled or not), with parents learned from the training split."""
-  train_split = data.datasets[child.dataset]["train"]
-  parents = hierarchy.learn_parents(
-      np.where(train_split.masks[parent.name] > 0, train_split.labels[parent.name], -1),
-      np.where(train_split.masks[child.name] > 0, train_split.labels[child.name], -1),
-      len(parent.classes), len(child.classes))
-  return hierarchy.consistency(rows[parent.name]["outputs"].argmax(-1),
-                               rows[child.name]["outputs"].argmax(-1), parents)
+def hierarchy_report(parent: str, child: str, parents: np.ndarray, rows,
+                     mode: str) -> dict[str, dict[str, float]]:
+  """Consistency of the raw predictions with the hierarchy (every sample of the split),
+  and with `mode` ('predicted' or 'joint') the accuracies of consistent predictions."""
+  parent_rows, child_rows = rows[parent], rows[child]
+  out = {child: {f"consistency_with_{parent}": hierarchy.consistency(
+      parent_rows["outputs"].argmax(-1), child_rows["outputs"].argmax(-1), parents)}}
+  if mode != "none":
+    masked, chosen = hierarchy.consistent(_softmax(parent_rows["outputs"]),
+                                          _softmax(child_rows["outputs"]), parents, mode)
+    child_ok, parent_ok = child_rows["masks"], parent_rows["masks"]
+    out[child][f"accuracy_{mode}_hierarchy"] = float(
+        (masked.argmax(-1)[child_ok] == child_rows["labels"][child_ok]).mean())
+    out[parent] = {f"accuracy_{mode}_hierarchy": float(
+        (chosen[parent_ok] == parent_rows["labels"][parent_ok]).mean())}
+  return out
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
@@ -141,10 +150,13 @@ def _caption(task, label, output, has_label) -> tuple[str, bool]:
 
 def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best",
                      out_dir: str = "", grid_images: int = 16, max_classes: int = 20,
-                     ema: bool = False) -> dict:
+                     ema: bool = False, hierarchy_mode: str = "none") -> dict:
   """Evaluates and writes every report; returns the contents of metrics.json."""
   if split not in ("train", "val", "test"):
     raise errors.ConfigError(f"--split={split!r}: expected train, val or test.")
+  if hierarchy_mode not in hierarchy.MODES:
+    raise errors.ConfigError(f"--hierarchy={hierarchy_mode!r}: expected one of "
+                             f"{hierarchy.MODES}.")
   run = trained.load(workdir, checkpoint, ema)
   out_dir = out_dir or os.path.join(run.workdir, "eval", split + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
@@ -174,10 +186,13 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
                                       f"{task.name}: one-vs-rest ROC ({split})"))
     task_metrics["samples"] = int(labelled.sum())
     results[task.name] = task_metrics
-  for parent, child in hierarchy.parse(run.config.get("hierarchy", ""), tasks):
-    if parent in rows and child in rows:
-      results[child][f"consistency_with_{parent}"] = hierarchy_consistency(
-          data, by_name[parent], by_name[child], rows)
+  for child, learned in hierarchy.learn(run.config.get("hierarchy", ""), tasks,
+                                        data.datasets).items():
+    if learned["parent"] in rows and child in rows:
+      for task, values in hierarchy_report(learned["parent"], child,
+                                           np.asarray(learned["parents"]), rows,
+                                           hierarchy_mode).items():
+        results[task].update(values)
   if not results:
     raise errors.DataError(f"The '{split}' split of {workdir} is empty: nothing to evaluate.")
 
@@ -211,7 +226,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out,
-                     FLAGS.grid_images, FLAGS.max_classes, FLAGS.ema)
+                     FLAGS.grid_images, FLAGS.max_classes, FLAGS.ema, FLAGS.hierarchy)
   except errors.USER_ERRORS as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -5,9 +5,14 @@ names. Which parent class each child class belongs to is learned from the traini
 split: the parent label it co-occurs with most often.
 """
 
+import json
+import os
+
 import numpy as np
 
 from fashion_jax.errors import ConfigError
+
+HIERARCHY_FILE = "hierarchy.json"
 
 
 def parse(spec: str, tasks) -> list[tuple[str, str]]:
@@ -40,6 +45,35 @@ def learn_parents(parent_labels: np.ndarray, child_labels: np.ndarray, num_paren
   return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
 
 
+def learn(spec: str, tasks, datasets) -> dict[str, dict]:
+  """{child task: {"parent": parent task, "parents": parent id of each child class}} from
+  the training split of the tasks' dataset."""
+  by_name = {t.name: t for t in tasks}
+  learned = {}
+  for parent, child in parse(spec, tasks):
+    train = datasets[by_name[child].dataset]["train"]
+    labels = {n: np.where(train.masks[n] > 0, train.labels[n], -1) for n in (parent, child)}
+    learned[child] = {"parent": parent, "parents": learn_parents(
+        labels[parent], labels[child], len(by_name[parent].classes),
+        len(by_name[child].classes)).tolist()}
+  return learned
+
+
+def save(path: str, learned: dict) -> None:
+  if learned:
+    with open(path, "w") as f:
+      json.dump(learned, f, indent=1)
+
+
+def load(workdir: str) -> dict[str, dict]:
+  path = os.path.join(workdir, HIERARCHY_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {child: {"parent": v["parent"], "parents": np.asarray(v["parents"])}
+            for child, v in json.load(f).items()}
+
+
 def consistency(parent_predictions: np.ndarray, child_predictions: np.ndarray,
                 parents: np.ndarray) -> float:
   """Fraction of samples whose predicted child belongs to the predicted parent.
@@ -49,3 +83,33 @@ def consistency(parent_predictions: np.ndarray, child_predictions: np.ndarray,
   expected = parents[child_predictions]
   known = expected >= 0
   return float((expected[known] == parent_predictions[known]).mean()) if known.any() else 1.0
+
+
+MODES = ("none", "predicted", "joint")
+
+
+def consistent(parent_probabilities: np.ndarray, child_probabilities: np.ndarray,
+               parents: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+  """Child probabilities restricted to one parent, and that parent, per sample.
+
+  mode 'predicted': the parent is the parent task's arg-max, and the child's
+  probabilities are masked to that parent's children (renormalised).
+  mode 'joint': the (parent, child) pair with the highest P(parent) x P(child) among
+  the pairs the hierarchy allows; the child's probabilities are masked to its parent's
+  children. Child classes without a known parent are never masked out.
+  """
+  if mode not in MODES[1:]:
+    raise ConfigError(f"hierarchy mode {mode!r} is not one of {MODES[1:]}.")
+  unknown = parents < 0
+  if mode == "predicted":
+    chosen = parent_probabilities.argmax(-1)
+  else:
+    # Best allowed pair: P(parent of c) x P(c), over child classes c.
+    pair = np.where(unknown, -1.0, child_probabilities *
+                    parent_probabilities[:, np.maximum(parents, 0)])
+    chosen = np.where(pair.max(-1) >= 0, parents[pair.argmax(-1)], parent_probabilities.argmax(-1))
+  allowed = (parents[None, :] == chosen[:, None]) | unknown[None, :]
+  masked = np.where(allowed, child_probabilities, 0.0)
+  total = masked.sum(-1, keepdims=True)
+  masked = np.where(total > 0, masked / np.maximum(total, 1e-30), child_probabilities)
+  return masked, chosen

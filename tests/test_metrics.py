@@ -206,3 +206,20 @@ def test_hierarchy_parents_and_consistency_by_hand():
   np.testing.assert_array_equal(parents, [0, 0, 1, -1])  # Ties: the lower parent id.
   # Predictions: (0, 0) ok, (1, 0) contradicts, (1, 2) ok, (0, 3) unknown child: skipped.
   assert hierarchy.consistency(np.array([0, 1, 1, 0]), np.array([0, 0, 2, 3]), parents) == 2 / 3
+
+
+def test_hierarchy_consistent_predictions_by_hand():
+  from fashion_jax import hierarchy
+  parents = np.array([0, 0, 1, 1])  # Children 0, 1 under parent 0; 2, 3 under parent 1.
+  parent_p = np.array([[0.6, 0.4]])
+  child_p = np.array([[0.1, 0.1, 0.7, 0.1]])
+  # Predicted parent 0: masked to children 0, 1 (renormalised) -> child 0 (first max).
+  masked, chosen = hierarchy.consistent(parent_p, child_p, parents, "predicted")
+  assert chosen.tolist() == [0]
+  np.testing.assert_allclose(masked, [[0.5, 0.5, 0, 0]])
+  # Joint: P(1) x P(child 2) = 0.28 beats P(0) x P(child 0) = 0.06 -> parent 1, child 2.
+  masked, chosen = hierarchy.consistent(parent_p, child_p, parents, "joint")
+  assert chosen.tolist() == [1] and masked.argmax() == 2
+  np.testing.assert_allclose(masked, [[0, 0, 0.875, 0.125]])
+  # After either, every prediction is consistent.
+  assert hierarchy.consistency(chosen, masked.argmax(-1), parents) == 1.0

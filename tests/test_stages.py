@@ -127,7 +127,8 @@ def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
   assert {"val_ema/articleType/accuracy", "test_ema/embedding/recall_at_1",
           "val/articleType/accuracy"} <= set(results)
   run = trained.load(str(tmp_path), "latest")
-  kernel = lambda part: np.asarray(run.state[part]["heads"]["articleType"]["kernel"][...])  # noqa: E731
+  def kernel(part):
+    return np.asarray(run.state[part]["heads"]["articleType"]["kernel"][...])
   assert not np.allclose(kernel(train.MODEL), kernel(train.EMA))  # The average lags.
   summary = evaluate.evaluate_workdir(str(tmp_path), "test", "latest", grid_images=2, ema=True)
   np.testing.assert_allclose(summary["metrics"]["articleType"]["accuracy"],

@@ -41,7 +41,8 @@ def _png_size(path):
 
 @pytest.fixture(scope="module")
 def evaluated(workdir):
-  return evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=8)
+  return evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=8,
+                                   hierarchy_mode="joint")
 
 
 def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
@@ -61,6 +62,8 @@ def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   assert {"micro_f1", "mAP", "hamming_loss"} <= set(saved["metrics"]["season"])
   assert "recall_at_1" in saved["metrics"]["embedding"]
   assert 0 <= saved["metrics"]["articleType"]["consistency_with_subCategory"] <= 1
+  assert 0 <= saved["metrics"]["articleType"]["accuracy_joint_hierarchy"] <= 1
+  assert 0 <= saved["metrics"]["subCategory"]["accuracy_joint_hierarchy"] <= 1
   # The per-class CSV adds up to the split.
   with open(os.path.join(out, "articleType_per_class.csv")) as f:
     rows = list(csv.DictReader(f))
@@ -111,6 +114,20 @@ def test_predict_tags_any_image_and_names_unreadable_ones(workdir, tmp_path):
   # The same image gives the same answer as the evaluation pipeline's preprocessing.
   again = next(predict.predict_lines(run, [jpeg], top_k=2))
   assert again["predictions"] == lines[0]["predictions"]
+
+
+@pytest.mark.parametrize("mode", ["predicted", "joint"])
+def test_predict_can_follow_the_learned_hierarchy(workdir, mode):
+  from fashion_jax import hierarchy
+  run = trained.load(workdir, "latest")
+  learned = hierarchy.load(workdir)
+  parents = learned["articleType"]["parents"]
+  classes = {t.name: list(t.classes) for t in run.tasks}
+  images = [os.path.join(SAMPLE_DIR, "images", f"{r['id']}.jpg") for r in read_sample_rows()[:12]]
+  for line in predict.predict_lines(run, images, top_k=1, hierarchy_mode=mode):
+    article = classes["articleType"].index(line["predictions"]["articleType"][0]["label"])
+    sub = classes["subCategory"].index(line["predictions"]["subCategory"][0]["label"])
+    assert parents[article] in (sub, -1)
 
 
 def test_predict_command_exit_status(workdir, tmp_path):

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from fashion_jax import hierarchy as hierarchy_lib
 from fashion_jax.data import sources
 from fashion_jax.data import splits as splits_lib
 from fashion_jax.data import transforms
@@ -226,6 +227,8 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   if workdir:  # Next to the vocabularies: what the loss weighed each class with.
     with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
       json.dump({t.name: list(t.class_weights) for t in tasks if t.class_weights}, f, indent=1)
+    hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE),
+                       hierarchy_lib.learn(config.get("hierarchy", ""), tasks, datasets))
   return Data(tasks=tasks, vocabs=vocabs, datasets=datasets)
 
 
