@@ -24,5 +24,7 @@ def get_config(annotations: str = "coarse"):
   config.tasks = {"attributes": task_config(
       "sigmoid", "attributes", auto_pos_weight=True, max_pos_weight=50.0, top_k=(3, 5),
       group_separator="/" if annotations == "fine" else "")}
+  config.optimizer.update(dict(name="adamw", schedule="one_cycle", learning_rate=2e-3,
+                               weight_decay=0.05, warmup_steps=1000))
   config.checkpoint.best_metric = "val/attributes/top5_recall"
   return config

@@ -28,6 +28,8 @@ def get_config():
       "attributes": {**attributes.tasks.attributes, "dataset": "deepfashion", "weight": 1.0},
       "embedding": {**inshop.tasks.embedding, "dataset": "inshop", "weight": 1.0},
   }
+  # Three very different losses: learn their balance (Kendall et al. 2018).
+  config.loss_balancing.name = "uncertainty"
   config.batch_size = 64
   config.num_train_steps = 30000
   # Heads first on the ImageNet-style initial backbone, then everything (see stages.py).

@@ -106,3 +106,21 @@ def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
   mean = np.asarray(state[0]["backbone"]["blocks"][2]["shortcut"]["bn"]["mean"][...])
   np.testing.assert_array_equal(mean, state_dict["layer2.0.downsample.1.running_mean"])
   assert os.path.exists(config.model.pretrained)
+
+
+def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
+  import json
+  state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
+  np.savez(tmp_path / "w.npz", **state_dict)
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
+          f"--workdir={tmp_path / 'run'}", f"--config.model.pretrained={tmp_path / 'w.npz'}",
+          "--config.model.name=resnet18", "--config.data.image_size=32",
+          "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
+          "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
+          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
+  result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Initialised 100 backbone arrays" in result.stderr
+  assert "Stage 'joint' from step 3" in result.stderr
+  metrics = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+  assert {"val/articleType/accuracy", "val_ema/articleType/accuracy"} <= set(metrics)
