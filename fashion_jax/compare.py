@@ -14,11 +14,10 @@ sign flipped for metrics where lower is better (Maninis et al., 2019).
 import csv
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from fashion_jax import errors, plots, trained
+from fashion_jax import cli, errors, plots, trained
 from fashion_jax.tasks import KINDS
 
 FLAGS = flags.FLAGS
@@ -126,21 +125,15 @@ def markdown(result: dict) -> str:
 
 def main(argv):
   if len(argv) < 2:
-    print("error: name at least one workdir.", file=sys.stderr)
-    return 2
-  try:
-    result = compare(argv[1:], FLAGS.split, FLAGS.baselines, FLAGS.out)
-  except errors.USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    raise errors.ConfigError("name at least one workdir.")
+  result = compare(argv[1:], FLAGS.split, FLAGS.baselines, FLAGS.out)
   print(markdown(result))
   print(f"\nWrote {FLAGS.out}/comparison.csv and comparison.png")
   return 0
 
 
 def run():
-  _define_flags()
-  app.run(main)
+  cli.run(main, _define_flags)
 
 
 if __name__ == "__main__":

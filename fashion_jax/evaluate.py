@@ -14,13 +14,12 @@ prints a summary table.
 import csv
 import json
 import os
-import sys
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
-from fashion_jax import errors, events, hierarchy, metrics, parallel, plots, train, trained
+from fashion_jax import cli, errors, events, hierarchy, metrics, parallel, plots, train, trained
 from fashion_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -223,20 +222,13 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
-  try:
-    evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out,
-                     FLAGS.grid_images, FLAGS.max_classes, FLAGS.ema, FLAGS.hierarchy)
-  except errors.USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out, FLAGS.grid_images,
+                   FLAGS.max_classes, FLAGS.ema, FLAGS.hierarchy)
   return 0
 
 
 def run():
-  _define_flags()
-  flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run(main, _define_flags, required=["workdir"])
 
 
 if __name__ == "__main__":

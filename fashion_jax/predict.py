@@ -10,13 +10,14 @@ image size and format PIL reads (JPEG, PNG, grayscale, RGBA on white) goes throu
 evaluation preprocessing. An unreadable image gets {"image", "error"} and exit status 1.
 """
 
+import contextlib
 import json
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
-from fashion_jax import errors, hierarchy, trained
+from fashion_jax import cli, errors, hierarchy, trained
 
 FLAGS = flags.FLAGS
 
@@ -88,26 +89,16 @@ def predict_lines(run, paths, top_k: int = 3, with_embedding: bool = False,
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
   if len(argv) < 2:
-    print("error: name at least one image or folder after the flags.", file=sys.stderr)
-    return 2
-  try:
-    run = trained.load(FLAGS.workdir, FLAGS.checkpoint, FLAGS.ema)
-    paths = trained.list_images(argv[1:])
-    out = open(FLAGS.out, "w") if FLAGS.out else sys.stdout
-    failed = 0
-    try:
-      for line in predict_lines(run, paths, FLAGS.top_k, FLAGS.embedding, FLAGS.batch_size,
-                                FLAGS.hierarchy):
-        failed += "error" in line
-        out.write(json.dumps(line) + "\n")
-    finally:
-      if out is not sys.stdout:
-        out.close()
-  except errors.USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    raise errors.ConfigError("name at least one image or folder after the flags.")
+  run = trained.load(FLAGS.workdir, FLAGS.checkpoint, FLAGS.ema)
+  paths = trained.list_images(argv[1:])
+  failed = 0
+  with open(FLAGS.out, "w") if FLAGS.out else contextlib.nullcontext(sys.stdout) as out:
+    for line in predict_lines(run, paths, FLAGS.top_k, FLAGS.embedding, FLAGS.batch_size,
+                              FLAGS.hierarchy):
+      failed += "error" in line
+      out.write(json.dumps(line) + "\n")
   if failed:
     print(f"error: {failed} of {len(paths)} images could not be read (see their lines).",
           file=sys.stderr)
@@ -115,9 +106,7 @@ def main(argv):
 
 
 def run():
-  _define_flags()
-  flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run(main, _define_flags, required=["workdir"])
 
 
 if __name__ == "__main__":

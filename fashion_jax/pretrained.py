@@ -16,12 +16,12 @@ file directly.
 import json
 import os
 import re
-import sys
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
+from fashion_jax import cli
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models.resnet import ARCHITECTURES
 
@@ -177,20 +177,14 @@ def _define_flags():
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
-  try:
-    converted = convert(read_weights_file(FLAGS.weights), FLAGS.model, FLAGS.weights)
-    save_backbone(converted, FLAGS.out, FLAGS.model)
-  except (ConfigError, DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  converted = convert(read_weights_file(FLAGS.weights), FLAGS.model, FLAGS.weights)
+  save_backbone(converted, FLAGS.out, FLAGS.model)
   print(f"Wrote {len(converted)} backbone arrays of {FLAGS.model} to {FLAGS.out}")
   return 0
 
 
 def run():
-  _define_flags()
-  flags.mark_flags_as_required(["weights", "out"])
-  app.run(main)
+  cli.run(main, _define_flags, required=["weights", "out"])
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
-from fashion_jax import errors, metrics, plots, trained
+from fashion_jax import cli, errors, metrics, plots, trained
 from fashion_jax.data import transforms
 
 FLAGS = flags.FLAGS
@@ -110,32 +110,25 @@ def query(index_path: str, images, k: int = 10, workdir: str = "", sheet: str = 
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
   commands = ("index", "query")
   if len(argv) < 2 or argv[1] not in commands:
-    print(f"error: the first argument must be one of {commands}.", file=sys.stderr)
-    return 2
-  try:
-    if argv[1] == "index":
-      if not FLAGS.workdir or not FLAGS.images:
-        raise errors.ConfigError("index needs --workdir and --images.")
-      print(json.dumps(build_index(FLAGS.workdir, FLAGS.images, FLAGS.out, FLAGS.task,
-                                   FLAGS.checkpoint, FLAGS.batch_size)))
-    else:
-      if not FLAGS.index or len(argv) < 3:
-        raise errors.ConfigError("query needs --index and at least one image or folder.")
-      for line in query(FLAGS.index, argv[2:], FLAGS.k, FLAGS.workdir or "", FLAGS.sheet,
-                        FLAGS.batch_size):
-        print(json.dumps(line))
-  except errors.USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    raise errors.ConfigError(f"the first argument must be one of {commands}.")
+  if argv[1] == "index":
+    if not FLAGS.workdir or not FLAGS.images:
+      raise errors.ConfigError("index needs --workdir and --images.")
+    print(json.dumps(build_index(FLAGS.workdir, FLAGS.images, FLAGS.out, FLAGS.task,
+                                 FLAGS.checkpoint, FLAGS.batch_size)))
+  else:
+    if not FLAGS.index or len(argv) < 3:
+      raise errors.ConfigError("query needs --index and at least one image or folder.")
+    for line in query(FLAGS.index, argv[2:], FLAGS.k, FLAGS.workdir or "", FLAGS.sheet,
+                      FLAGS.batch_size):
+      print(json.dumps(line))
   return 0
 
 
 def run():
-  _define_flags()
-  app.run(main)
+  cli.run(main, _define_flags)
 
 
 if __name__ == "__main__":
