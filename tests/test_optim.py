@@ -62,3 +62,15 @@ def test_gradient_accumulation_averages_k_batches_into_one_update():
   np.testing.assert_allclose(second["heads"]["w"], -0.5 * (1.0 + 3.0) / 2, rtol=1e-6)
   with pytest.raises(ConfigError, match="accumulate_steps=0"):
     optim.make_optimizer(_sgd(accumulate_steps=0), 10)
+
+
+def test_weight_decay_skips_batchnorm_and_biases():
+  tx, _ = optim.make_optimizer(_sgd(weight_decay=0.1), 10)
+  params = {"conv": {"kernel": jnp.ones((3, 3, 2, 2))}, "bn": {"scale": jnp.ones(2),
+                                                              "bias": jnp.ones(2)}}
+  zeros = {"conv": {"kernel": jnp.zeros((3, 3, 2, 2))}, "bn": {"scale": jnp.zeros(2),
+                                                              "bias": jnp.zeros(2)}}
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  np.testing.assert_allclose(updates["conv"]["kernel"], -0.5 * 0.1, rtol=1e-6)  # lr x wd x w
+  np.testing.assert_allclose(updates["bn"]["scale"], 0.0)
+  np.testing.assert_allclose(updates["bn"]["bias"], 0.0)
