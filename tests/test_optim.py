@@ -33,8 +33,8 @@ def test_one_cycle_rises_to_the_peak_then_anneals():
 
 
 def _sgd(**overrides):
-  return _cfg(name="sgd", schedule="constant", learning_rate=0.5, momentum=0.0,
-              weight_decay=0.0, grad_clip_norm=0.0, **overrides)
+  return _cfg(**{"name": "sgd", "schedule": "constant", "learning_rate": 0.5, "momentum": 0.0,
+                 "weight_decay": 0.0, "grad_clip_norm": 0.0, **overrides})
 
 
 def _params():
