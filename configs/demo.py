@@ -13,6 +13,9 @@ def get_config():
   config.datasets.products.root = ""  # The embedded sample: 480 real images, no download.
   config.data.image_size = 64
   config.model.name = "resnet18"
+  # On this small sample and budget fixed weights did better than mtl.py's learned ones
+  # (val articleType accuracy 0.81 vs 0.75, usage 0.92 vs 0.90; the rest within 0.02).
+  config.loss_balancing.name = "fixed"
   for task in config.tasks.values():
     task.min_count = 2
   config.num_epochs = 15
