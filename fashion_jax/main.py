@@ -35,8 +35,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  from fashion_jax import train  # After flag parsing: importing jax is slow.
+  from fashion_jax import parallel, train  # After flag parsing: importing jax is slow.
   import jax
+  # Before anything touches a device: multi-host runs must initialise jax.distributed first.
+  parallel.maybe_initialize_distributed(FLAGS.config.distributed)
   logging.info("JAX %s, process %d/%d, devices: %s, allocator: %s", jax.__version__,
                jax.process_index(), jax.process_count(), jax.devices(), allocator.current())
   try:

@@ -15,7 +15,10 @@ from jax.sharding import PartitionSpec as P
 from fashion_jax.errors import ConfigError
 
 DATA_AXIS = "data"
+_distributed_initialized = False
 # Launchers that start one process per host set one of these.
+# A hand launch sets JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and
+# JAX_PROCESS_ID in every process.
 _MULTIPROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE",
                      "TPU_WORKER_HOSTNAMES")
 
@@ -25,11 +28,23 @@ def maybe_initialize_distributed(requested: bool) -> None:
 
   It is never called unconditionally: on a single non-TPU host it would fail.
   """
+  global _distributed_initialized
   env = {k: os.environ[k] for k in _MULTIPROCESS_ENV if k in os.environ}
-  if not (requested or env):
+  if _distributed_initialized or not (requested or env):
     return
+  _distributed_initialized = True
   logging.info("Initialising jax.distributed (requested=%s, environment=%s)", requested, env)
-  jax.distributed.initialize()
+  kwargs = {}
+  if "JAX_COORDINATOR_ADDRESS" in os.environ and "JAX_NUM_PROCESSES" in os.environ:
+    # A hand launch (e.g. several processes on one machine, or hosts without a cluster
+    # manager): the coordinator comes from the environment, so must the rest.
+    kwargs = dict(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                  num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                  process_id=int(os.environ["JAX_PROCESS_ID"]))
+  # CPU processes exchange gradients through gloo (XLA:CPU's cross-process collectives);
+  # GPU and TPU use their own. Set before initialize(): backends must not exist yet.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:

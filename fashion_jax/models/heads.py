@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from fashion_jax.models import conv
@@ -9,8 +10,10 @@ from fashion_jax.models.resnet import ResNet
 from fashion_jax.errors import ConfigError
 
 # ImageNet statistics (RGB, 0-255 scale); kept so that ImageNet weights can be imported.
-_MEAN = jnp.array([0.485, 0.456, 0.406]) * 255.0
-_STD = jnp.array([0.229, 0.224, 0.225]) * 255.0
+# numpy, not jnp: a jax array made at import would start the backend before
+# jax.distributed.initialize() (multi-host runs must call that first).
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
