@@ -73,9 +73,14 @@ def test_unknown_source_or_field_names_the_config_field():
   with pytest.raises(ConfigError, match=r"config.datasets.shop.source='kaggle' is not one of"):
     sources.load_source(config, ["gender"], where="config.datasets.shop")
   config = _data_config()
-  config.hf_split = "train"  # A field of another source.
-  with pytest.raises(ConfigError, match=r"config.datasets.shop: unknown field\(s\) \['hf_split'\]"):
+  config.csv_nmae = "styles.csv"  # A typo: no source has this field.
+  with pytest.raises(ConfigError, match=r"config.datasets.shop: unknown field\(s\) \['csv_nmae'\]"):
     sources.load_source(config, ["gender"], where="config.datasets.shop")
+  # Fields of other sources are ignored, so a source can be switched by one flag.
+  config = _data_config()
+  config.hf_split = "train"
+  resolved = sources.resolve_dataset_config(config, "config.datasets.shop")
+  assert "hf_split" not in resolved and resolved.csv_name == "styles.csv"
   with pytest.raises(ConfigError, match="Unknown field"):
     sources.dataset_config("product_images", annotations="fine")
 

@@ -177,7 +177,9 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   """Reads every configured dataset, splits it, and builds (or reloads) the vocabularies."""
   tasks = resolve_datasets(tasks, config.datasets)
   tables, reports = {}, {}
-  for name, dataset_config in config.datasets.items():
+  datasets_config = {name: sources.resolve_dataset_config(c, f"config.datasets.{name}")
+                     for name, c in config.datasets.items()}
+  for name, dataset_config in datasets_config.items():
     where = f"config.datasets.{name}"
     own = [t for t in tasks if t.dataset == name]
     columns = {t.column for t in own}
@@ -194,7 +196,7 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
     vocabs = vocab_lib.load_vocabs(vocab_path)
     check_saved_vocabs(vocabs, tasks, vocab_path)
   else:
-    vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, config.datasets)
+    vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, datasets_config)
     if vocab_path:
       vocab_lib.save_vocabs(vocab_path, vocabs)
   if workdir:
@@ -202,7 +204,7 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
 
   datasets = {}
   for name, split_tables in tables.items():
-    dataset_config = config.datasets[name]
+    dataset_config = datasets_config[name]
     where = f"config.datasets.{name}"
     identity_task = _identity_task([t for t in tasks if t.dataset == name], dataset_config,
                                    where)

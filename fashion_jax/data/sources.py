@@ -336,6 +336,11 @@ def load_deepfashion_inshop(data_config, columns: Sequence[str], seed: int,
   return table, DataReport(source=root)
 
 
+def _load_packed(data_config, columns, seed, where):
+  from fashion_jax.data import packed  # Imports grain's ArrayRecord reader.
+  return packed.load_packed(data_config, columns, seed, where)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
   load: Callable  # (dataset config, label columns, seed, where) -> (Table, DataReport)
@@ -357,6 +362,8 @@ SOURCES: dict[str, Source] = {
     "hugging_face": Source(load_hugging_face, {"hf_split": "train", **_STRATIFIED_SPLIT}),
     "deepfashion_category": Source(load_deepfashion_category, {"annotations": "coarse"}),
     "deepfashion_inshop": Source(load_deepfashion_inshop, {"val_items_fraction": 0.05}),
+    # A folder written by python -m fashion_jax.prepare (see data/packed.py).
+    "array_record": Source(_load_packed, _STRATIFIED_SPLIT),
 }
 
 
@@ -370,29 +377,33 @@ def dataset_config(source: str, **fields) -> dict:
   return {**DATASET_FIELDS, **SOURCES[source].options, "source": source, **fields}
 
 
-def check_dataset_config(dataset_config, where: str) -> Source:
-  """Validates one `config.datasets` entry; returns its source."""
+def resolve_dataset_config(dataset_config, where: str):
+  """One `config.datasets` entry with exactly its source's fields (defaults filled in).
+
+  Fields of other sources are ignored, so `--config.datasets.x.source=...` can switch a
+  dataset's source from the command line; a field no source has is a typo and an error.
+  """
+  import ml_collections
   source = dataset_config.get("source")
   if source not in SOURCES:
     raise ConfigError(f"{where}.source={source!r} is not one of {sorted(SOURCES)}.")
-  allowed = set(DATASET_FIELDS) | set(SOURCES[source].options)
-  unknown = set(dataset_config) - allowed
+  known = set(DATASET_FIELDS).union(*(s.options for s in SOURCES.values()))
+  unknown = set(dataset_config) - known
   if unknown:
-    raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for source '{source}'; "
-                      f"allowed: {sorted(allowed)}.")
-  missing = allowed - set(dataset_config)
-  if missing:
-    raise ConfigError(f"{where}: missing field(s) {sorted(missing)}; build the entry with "
-                      "fashion_jax.data.sources.dataset_config().")
-  if dataset_config.weight < 0:
-    raise ConfigError(f"{where}.weight={dataset_config.weight} must be >= 0.")
-  return SOURCES[source]
+    raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; a '{source}' dataset has "
+                      f"{sorted(set(DATASET_FIELDS) | set(SOURCES[source].options))}.")
+  fields = {**DATASET_FIELDS, **SOURCES[source].options}
+  resolved = ml_collections.ConfigDict(
+      {k: dataset_config[k] if k in dataset_config else v for k, v in fields.items()})
+  if resolved.weight < 0:
+    raise ConfigError(f"{where}.weight={resolved.weight} must be >= 0.")
+  return resolved
 
 
 def load_source(dataset_config, columns: Sequence[str], seed: int = 0,
                 where: str = "config.datasets.<name>") -> tuple[Table, DataReport]:
   """Reads one configured dataset with the label `columns` its tasks need."""
-  source = check_dataset_config(dataset_config, where)
+  dataset_config = resolve_dataset_config(dataset_config, where)
   logging.info("Reading %s (%s) from %s", where, dataset_config.source,
                dataset_config.root or "the embedded sample")
-  return source.load(dataset_config, list(columns), seed, where)
+  return SOURCES[dataset_config.source].load(dataset_config, list(columns), seed, where)
