@@ -136,26 +136,33 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
 
 
 def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[int],
-                   batches: int) -> dict:
+                   batches: int, packed: str = "") -> dict:
+  """Training batches/s of the input pipeline alone: from the JPEG folder, and from an
+  ArrayRecord pack of it (python -m fashion_jax.prepare) when `packed` is given."""
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data import pipeline
 
   config = load_mtl_config()
-  config.datasets.products.root = data_root
   config.data.image_size = image_size
   tasks = tasks_lib.parse_tasks(config.tasks)
-  data = pipeline.prepare_data(config, tasks, None)
+  inputs = {"jpeg folder": ("product_images", data_root)}
+  if packed:
+    inputs["array_record"] = ("array_record", packed)
   out = {}
-  for n in workers:
-    config.data.num_workers = n
-    it = pipeline.train_iterator(data.splits["train"], config.data, batch, seed=0)
-    for _ in range(3):
-      next(it)  # Start-up (worker processes, thread pools) excluded.
-    start = time.perf_counter()
-    for _ in range(batches):
-      next(it)
-    out[f"workers={n}"] = batches * batch / (time.perf_counter() - start)
-    del it
+  for label, (source, root) in inputs.items():
+    config.datasets.products.source = source
+    config.datasets.products.root = root
+    data = pipeline.prepare_data(config, tasks, None)
+    for n in workers:
+      config.data.num_workers = n
+      it = pipeline.train_iterator(data.splits["train"], config.data, batch, seed=0)
+      for _ in range(3):
+        next(it)  # Start-up (worker processes, thread pools) excluded.
+      start = time.perf_counter()
+      for _ in range(batches):
+        next(it)
+      out[f"{label}, workers={n}"] = batches * batch / (time.perf_counter() - start)
+      del it
   return out
 
 
@@ -246,6 +253,9 @@ def main():
   parser.add_argument("--pipeline-batches", type=int, default=20)
   parser.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "",
                       help="fashion-product-images folder for the pipeline ('' = sample).")
+  parser.add_argument("--packed", default="",
+                      help="An ArrayRecord pack of --data (python -m fashion_jax.prepare), to "
+                           "compare the pipeline reading it with reading the JPEG folder.")
   parser.add_argument("--set", action="append", default=[],
                       help="Config override for the JAX model, e.g. --set model.dtype=bfloat16.")
   parser.add_argument("--json", help="Also write the results to this file.")
@@ -287,7 +297,8 @@ def main():
 
   workers = [int(w) for w in args.pipeline_workers.split(",")]
   results["pipeline"] = {size: bench_pipeline(args.data, size, args.batch, workers,
-                                              args.pipeline_batches) for size in sizes}
+                                              args.pipeline_batches, args.packed)
+                         for size in sizes}
 
   print()
   header = "| size | JAX train img/s | PyTorch train img/s (NCHW / CL) | ratio | JAX eval img/s | " \
@@ -311,7 +322,7 @@ def main():
           f"{100 * j['train_gflops_per_s'] / ceiling:.0f}%) |")
   print()
   print("| size | " + " | ".join(f"pipeline img/s, {w}" for w in results["pipeline"][sizes[0]]) + " |")
-  print("|---" * (len(workers) + 1) + "|")
+  print("|---" * (len(results["pipeline"][sizes[0]]) + 1) + "|")
   for size, row in results["pipeline"].items():
     print(f"| {size} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |")
   if args.json:

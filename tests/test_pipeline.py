@@ -161,6 +161,21 @@ def test_pk_batches_hold_p_identities_of_k_images_fixed_by_seed():
   assert shards[0] and shards[1] and not shards[0] & shards[1]
 
 
+def test_pk_stream_runs_in_grain_worker_processes():
+  import pickle
+  config, tasks, data = _prepare()
+  train = data.splits["train"]
+  source = pipeline.IdentityBatches(pipeline.Examples(train), train.labels["embedding"],
+                                    train.masks["embedding"] > 0, 4, 0)
+  first = source[5]["labels"]["embedding"]
+  assert pickle.loads(pickle.dumps(source))[5]["labels"]["embedding"] == first
+  config.data.num_workers = 1
+  in_process = next(pipeline.train_iterator(train, tiny_config().data, 8, 0))
+  with_worker = next(pipeline.train_iterator(train, config.data, 8, 0))
+  np.testing.assert_array_equal(in_process["labels"]["embedding"],
+                                with_worker["labels"]["embedding"])
+
+
 def test_pk_needs_a_batch_divisible_by_k():
   from fashion_jax.errors import ConfigError
   config, tasks, data = _prepare()

@@ -12,7 +12,6 @@ role, see ROLES).
 """
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -290,16 +289,23 @@ class IdentityBatches:
       raise DataError(f"P x K sampling of {examples!r} found no identity with 2+ images "
                       "for this process.")
     self.epoch_length = len(self.groups) * k
-    self.plan = functools.lru_cache(maxsize=2)(self._plan)
+    self._plans: dict[int, np.ndarray] = {}  # The last epochs' plans (plain dict: picklable
+    # for grain's worker processes, unlike an lru_cache wrapper).
 
   def __len__(self) -> int:
     return 2**62  # Endless; positions map to (epoch, offset).
 
-  def _plan(self, epoch: int) -> np.ndarray:
-    rng = np.random.default_rng([*self.seed, epoch])
-    order = rng.permutation(len(self.groups))
-    return np.concatenate([rng.choice(self.groups[g], self.k, replace=len(self.groups[g]) < self.k)
-                           for g in order])
+  def plan(self, epoch: int) -> np.ndarray:
+    plan = self._plans.get(epoch)
+    if plan is None:
+      rng = np.random.default_rng([*self.seed, epoch])
+      order = rng.permutation(len(self.groups))
+      plan = np.concatenate([
+          rng.choice(self.groups[g], self.k, replace=len(self.groups[g]) < self.k)
+          for g in order])
+      # A new dict, bound at once: grain's reader threads never see a half-updated one.
+      self._plans = {**{e: p for e, p in self._plans.items() if e >= epoch - 1}, epoch: plan}
+    return plan
 
   def __getitem__(self, index: int) -> dict:
     epoch, offset = divmod(int(index), self.epoch_length)
