@@ -247,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   mesh = parallel.make_mesh()
   local_batch = parallel.per_process_batch_size(config.batch_size)
-  data = pipeline.prepare_data(config, tasks, workdir)
+  data = pipeline.prepare_data(config, tasks, workdir, write_files=is_chief)
   tasks = data.tasks
   train_splits = data.split("train")
   # With several datasets an "epoch" is one pass over their summed training splits.

@@ -172,8 +172,13 @@ def _identity_task(tasks, dataset_config, where: str):
   return embeddings[0]
 
 
-def prepare_data(config, tasks, workdir: str | None) -> Data:
-  """Reads every configured dataset, splits it, and builds (or reloads) the vocabularies."""
+def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -> Data:
+  """Reads every configured dataset, splits it, and builds (or reloads) the vocabularies.
+
+  The vocabularies, data report, class weights and hierarchy go to `workdir` when
+  `write_files` (one process of a multi-host run writes; the others build the same
+  ones from the same data).
+  """
   tasks = resolve_datasets(tasks, config.datasets)
   tables, reports = {}, {}
   datasets_config = {name: sources.resolve_dataset_config(c, f"config.datasets.{name}")
@@ -196,9 +201,9 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
     check_saved_vocabs(vocabs, tasks, vocab_path)
   else:
     vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, datasets_config)
-    if vocab_path:
+    if vocab_path and write_files:
       vocab_lib.save_vocabs(vocab_path, vocabs)
-  if workdir:
+  if workdir and write_files:
     _save_reports(os.path.join(workdir, REPORT_FILE), reports)
 
   datasets = {}
@@ -225,7 +230,7 @@ def prepare_data(config, tasks, workdir: str | None) -> Data:
   train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
   train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
   tasks = tasks_lib.bind_data(tasks, vocabs, train_labels, train_masks)
-  if workdir:  # Next to the vocabularies: what the loss weighed each class with.
+  if workdir and write_files:  # Next to the vocabularies: what the loss weighed each class with.
     with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
       json.dump({t.name: list(t.class_weights) for t in tasks if t.class_weights}, f, indent=1)
     hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE),

@@ -86,7 +86,7 @@ def build_vocab(column: str, values: Sequence[str], min_count: int, rare_policy:
 
 def save_vocabs(path: str, vocabs: dict[str, Vocab]) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp"
+  tmp = f"{path}.{os.getpid()}.tmp"
   with open(tmp, "w") as f:
     json.dump({name: v.to_dict() for name, v in vocabs.items()}, f, indent=1)
   os.replace(tmp, path)  # Atomic: a crash never leaves a half-written vocabulary.
