@@ -91,9 +91,9 @@ def softmax_report(task, confusion: np.ndarray, logits: np.ndarray, labels: np.n
   curves, aucs = {}, {}
   for c in np.argsort(-report["support"], kind="stable"):
     positives = labels == c
-    if positives.any() and not positives.all():
-      auc = metrics.roc_auc(probabilities[:, c], positives)
+    if positives.any() and not positives.all():  # Both classes present: AUC defined.
       fpr, tpr = metrics.roc_curve(probabilities[:, c], positives)
+      auc = metrics.curve_area(fpr, tpr)
       curves[task.classes[c]] = (fpr, tpr, auc)
       aucs[c] = auc
   if aucs:

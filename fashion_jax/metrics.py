@@ -245,5 +245,9 @@ def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float:
   positives = np.asarray(positives, bool)
   if positives.all() or not positives.any():
     return float("nan")
-  fpr, tpr = roc_curve(scores, positives)
+  return curve_area(*roc_curve(scores, positives))
+
+
+def curve_area(fpr: np.ndarray, tpr: np.ndarray) -> float:
+  """Area under a ROC curve from `roc_curve` (trapezoids)."""
   return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))

@@ -2,8 +2,6 @@
 
 import collections
 import dataclasses
-import json
-import os
 
 from absl import logging
 
@@ -36,8 +34,3 @@ class DataReport:
     return {"source": self.source,
             "problems": {k: {"count": c, "first": self.examples[k]}
                          for k, c in sorted(self.counts.items())}}
-
-  def save(self, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(self.to_dict(), f, indent=2)

@@ -269,21 +269,21 @@ def load_deepfashion_category(data_config, columns: Sequence[str], seed: int,
   if annotations not in loaders:
     raise DataError(f"{where}.annotations={annotations!r} is not one of {sorted(loaders)}.")
   data = loaders[annotations](root)
-  names = list(data.attributes)
+  groups = (deepfashion.fine_attribute_groups(data.attribute_types) if annotations == "fine"
+            else [])
+  names = ([f"{group}/{name}" for group, name in zip(groups, data.attributes)] if groups
+           else list(data.attributes))
   available = {
       "category": lambda: [data.categories[i] for i in data.category_labels],
       "category_type": lambda: [str(data.category_types[i]) for i in data.category_labels],
       "attributes": lambda: ["|".join(names[j] for j in np.flatnonzero(row))
                              for row in data.attribute_labels],
   }
-  if annotations == "fine":
-    groups = deepfashion.fine_attribute_groups(data.attribute_types)
-    names = [f"{group}/{name}" for group, name in zip(groups, data.attributes)]
-    for group in dict.fromkeys(groups):
-      index = [j for j, g in enumerate(groups) if g == group]
-      available[f"attribute_{group}"] = (
-          lambda index=index: [_single_active(row[index], data.attributes, index)
-                               for row in data.attribute_labels])
+  for group in dict.fromkeys(groups):
+    index = [j for j, g in enumerate(groups) if g == group]
+    available[f"attribute_{group}"] = (
+        lambda index=index: [_single_active(row[index], data.attributes, index)
+                             for row in data.attribute_labels])
   _check_columns(columns, available, f"DeepFashion {annotations} category/attribute data")
   paths = [os.path.join(root, name) for name in data.image_names]
   table = _make_table(FileImages(paths), data.image_names,
