@@ -16,6 +16,7 @@ import numpy as np
 from fashion_jax import class_weights as class_weights_lib
 from fashion_jax import losses
 from fashion_jax import metrics
+from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError
 
 
@@ -71,7 +72,7 @@ class TaskKind:
     """Per-batch statistics, computed inside the jitted eval step.
 
     Keys starting with ROWS are concatenated over the eval pass; the others are summed.
-    `roles` is each sample's retrieval role (see `data.pipeline.ROLES`).
+    `roles` is each sample's retrieval role (see `data.sources.ROLES`).
     """
     raise NotImplementedError
 
@@ -232,12 +233,11 @@ class Embedding(TaskKind):
     return stats
 
   def summarize(self, task, total):
-    from fashion_jax.data.pipeline import ROLES  # Avoids a data <-> tasks import cycle.
     embeddings, labels = _rows(total, "embeddings"), _rows(total, "labels")
     valid, roles = _rows(total, "mask") > 0, _rows(total, "roles")
-    queries = valid & (roles == ROLES["query"])
+    queries = valid & (roles == sources.ROLES["query"])
     if queries.any():  # Query set against gallery set (In-shop protocol).
-      gallery = valid & (roles == ROLES["gallery"])
+      gallery = valid & (roles == sources.ROLES["gallery"])
       recalls = metrics.retrieval_recall(embeddings[queries], labels[queries],
                                          embeddings[gallery], labels[gallery],
                                          task.option("recall_ks"))

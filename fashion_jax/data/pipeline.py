@@ -23,6 +23,7 @@ import numpy as np
 from absl import logging
 
 from fashion_jax import hierarchy as hierarchy_lib
+from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import sources
 from fashion_jax.data import splits as splits_lib
 from fashion_jax.data import transforms
@@ -32,9 +33,7 @@ from fashion_jax.errors import CheckpointMismatchError, ConfigError, DataError
 VOCAB_FILE = "vocab.json"
 REPORT_FILE = "data_report.json"
 CLASS_WEIGHTS_FILE = "class_weights.json"
-# Retrieval role of a sample: 'query' samples search the 'gallery' ones; with no
-# queries in a split, every sample searches all the others.
-ROLES = {"": 0, "query": 1, "gallery": 2}
+ROLES = sources.ROLES
 # Training augmentation (config.augment); this default is a horizontal flip only.
 DEFAULT_AUGMENT = ml_collections.ConfigDict(dict(
     flip=True,
@@ -226,7 +225,6 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
       datasets[name][split] = data
     logging.info("%s split sizes: %s", where, {k: len(v) for k, v in datasets[name].items()})
   logging.info("Classes per task: %s", {k: len(v) for k, v in vocabs.items()})
-  from fashion_jax import tasks as tasks_lib  # Tasks import data helpers; avoid a cycle.
   train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
   train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
   tasks = tasks_lib.bind_data(tasks, vocabs, train_labels, train_masks)

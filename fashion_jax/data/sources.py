@@ -20,6 +20,9 @@ from fashion_jax.data.report import DataReport
 from fashion_jax.errors import ConfigError, DataError
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
+# Retrieval role of a row (Table.roles), as the int the batches carry: 'query' rows search
+# the 'gallery' ones; with no queries in a split, every row searches all the others.
+ROLES = {"": 0, "query": 1, "gallery": 2}
 _FREE_TEXT_COLUMN = "productDisplayName"
 
 
