@@ -136,9 +136,10 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
 
 
 def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[int],
-                   batches: int, packed: str = "") -> dict:
-  """Training batches/s of the input pipeline alone: from the JPEG folder, and from an
-  ArrayRecord pack of it (python -m fashion_jax.prepare) when `packed` is given."""
+                   batches: int, packed: str = "", tfds_dir: str = "") -> dict:
+  """Training images/s of the input pipeline alone: from the JPEG folder, and from an
+  ArrayRecord pack of it (python -m fashion_jax.prepare) when `packed` is given, and from
+  its TFDS build (python -m fashion_jax.build_tfds) when `tfds_dir` is given."""
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data import pipeline
 
@@ -148,6 +149,8 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
   inputs = {"jpeg folder": ("product_images", data_root)}
   if packed:
     inputs["array_record"] = ("array_record", packed)
+  if tfds_dir:
+    inputs["tfds"] = ("tfds", tfds_dir)
   out = {}
   for label, (source, root) in inputs.items():
     config.datasets.products.source = source
@@ -256,6 +259,9 @@ def main():
   parser.add_argument("--packed", default="",
                       help="An ArrayRecord pack of --data (python -m fashion_jax.prepare), to "
                            "compare the pipeline reading it with reading the JPEG folder.")
+  parser.add_argument("--tfds", default="",
+                      help="A TFDS data dir holding --data built by python -m "
+                           "fashion_jax.build_tfds, to compare with the JPEG folder too.")
   parser.add_argument("--set", action="append", default=[],
                       help="Config override for the JAX model, e.g. --set model.dtype=bfloat16.")
   parser.add_argument("--json", help="Also write the results to this file.")
@@ -297,7 +303,7 @@ def main():
 
   workers = [int(w) for w in args.pipeline_workers.split(",")]
   results["pipeline"] = {size: bench_pipeline(args.data, size, args.batch, workers,
-                                              args.pipeline_batches, args.packed)
+                                              args.pipeline_batches, args.packed, args.tfds)
                          for size in sizes}
 
   print()

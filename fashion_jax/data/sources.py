@@ -344,6 +344,11 @@ def _load_packed(data_config, columns, seed, where):
   return packed.load_packed(data_config, columns, seed, where)
 
 
+def _load_tfds(data_config, columns, seed, where):
+  from fashion_jax.data import tfds_builder  # tensorflow-datasets: the optional [tfds] extra.
+  return tfds_builder.load_tfds(data_config, columns, seed, where)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
   load: Callable  # (dataset config, label columns, seed, where) -> (Table, DataReport)
@@ -367,6 +372,9 @@ SOURCES: dict[str, Source] = {
     "deepfashion_inshop": Source(load_deepfashion_inshop, {"val_items_fraction": 0.05}),
     # A folder written by python -m fashion_jax.prepare (see data/packed.py).
     "array_record": Source(_load_packed, _STRATIFIED_SPLIT),
+    # A prepared TFDS dataset (root = its data_dir; see data/tfds_builder.py).
+    "tfds": Source(_load_tfds, {"tfds_name": "fashion_product_images", "tfds_split": "train",
+                                **_STRATIFIED_SPLIT}),
 }
 
 
