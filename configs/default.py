@@ -36,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
       num_workers=0,  # grain worker processes; 0 = threads in the main process.
       num_threads=4,
       prefetch_buffer_size=256,
+      # An image that cannot be read: 'skip' (masked, listed in bad_samples.json) or 'fail'.
+      bad_samples="skip",
   ))
 
   # Training augmentation, see DEFAULT_AUGMENT in fashion_jax/data/pipeline.py.
@@ -98,6 +100,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_test = True  # Evaluate the test split at the end.
   config.profile = False
   config.distributed = False  # Force jax.distributed.initialize() (multi-host).
+  # NaN/Inf in a loss or the gradients: 'stop' (naming the step and task; the checkpoints
+  # are kept) or 'skip' that step's update, stopping after max_skipped_steps such steps.
+  config.nonfinite_policy = "stop"
+  config.max_skipped_steps = 10
 
   # Stop when the validation metric has not improved for `patience` evaluations (0 = off);
   # '' metric/mode = checkpoint.best_metric/best_mode.

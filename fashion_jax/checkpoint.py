@@ -8,6 +8,7 @@ where it stopped.
 
 import json
 import os
+import shutil
 
 import grain
 import jax
@@ -22,6 +23,32 @@ def _run_signature(config, tasks) -> dict:
   """What must agree between a checkpoint and the run that restores it."""
   return {"model": config.model.name, "width": config.model.width,
           "tasks": {t.name: {"kind": t.kind, "column": t.column} for t in tasks}}
+
+
+def check_workdir_writable(workdir: str) -> None:
+  """Fails now, naming the folder, if the run could not write its outputs there."""
+  probe = os.path.join(workdir, f".write_test.{jax.process_index()}")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise errors.WorkdirError(f"--workdir={workdir} is not writable ({e}); choose a folder "
+                              "this user can write.") from e
+
+
+def check_free_space(workdir: str, state, keep: int) -> None:
+  """Fails before training if not even one checkpoint of `state` fits on the disk."""
+  size = sum(x.nbytes for x in jax.tree.leaves(state))
+  free = shutil.disk_usage(workdir).free
+  if free < 2 * size:  # The checkpoint being written, and room for the rest of the run.
+    raise errors.WorkdirError(
+        f"{workdir} has {free / 1e6:.0f} MB free, but one checkpoint of this model takes "
+        f"about {size / 1e6:.0f} MB. Free space or choose another --workdir.")
+  if free < (keep + 2) * size:
+    logging.warning("%s has %.0f MB free: fewer than the %d checkpoints of %.0f MB this run "
+                    "keeps.", workdir, free / 1e6, keep + 1, size / 1e6)
 
 
 class Checkpoints:
@@ -64,22 +91,47 @@ class Checkpoints:
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(data_iterator),
         meta=ocp.args.JsonSave({"step": step, **self.signature, "extra": extra or {}}))
-    self.manager.save(step, args=args, metrics=metrics, force=True)
+    try:
+      self.manager.save(step, args=args, metrics=metrics, force=True)
+    except OSError as e:
+      raise self._write_error(step, e) from e
+
+  def _write_error(self, step: int, error: Exception) -> errors.WorkdirError:
+    kept = self.all_steps()
+    return errors.WorkdirError(
+        f"Could not write the checkpoint of step {step} to {self.directory}: {error}. "
+        f"Checkpoints already written are kept ({kept or 'none'}); free space or fix "
+        "permissions, then run the same command again to resume"
+        + (f" from step {kept[-1]}." if kept else "."))
+
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def _meta(self, step: int) -> dict:
+    """The run's description saved with `step`; fails clearly on another program's checkpoint."""
+    path = os.path.join(self.directory, str(step))
+    if not os.path.isdir(os.path.join(path, "meta")):
+      raise errors.CheckpointMismatchError(
+          f"{path} is not a fashion_jax checkpoint (it has {sorted(os.listdir(path))}, no "
+          "'meta'); --workdir points at another program's run. Use a new --workdir.")
+    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return meta.meta
 
   def restore_extra(self, step: int) -> dict:
     """The `extra` dict saved with `step` ({} for checkpoints written without one)."""
-    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    return meta.meta.get("extra") or {}
+    return self._meta(step).get("extra") or {}
 
   def restore(self, step: int, state, data_iterator=None):
     """Restores `step` into the shapes, dtypes and shardings of `state`."""
-    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    differences = {k: {"checkpoint": meta.meta.get(k), "config": v}
-                   for k, v in self.signature.items() if meta.meta.get(k) != v}
+    meta = self._meta(step)
+    differences = {k: {"checkpoint": meta.get(k), "config": v}
+                   for k, v in self.signature.items() if meta.get(k) != v}
     if differences:
       raise errors.CheckpointMismatchError(
           f"The checkpoint at {self.directory}/{step} was trained with a different setup: "
-          f"{differences}. Use a new --workdir, or restore the original config.")
+          f"{differences}. Use a new --workdir, or restore the original config; to start a "
+          f"new run from its backbone only, use a new --workdir with "
+          f"--config.model.pretrained={os.path.dirname(self.directory)}.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     items = {"state": ocp.args.StandardRestore(abstract)}
     if data_iterator is not None:
@@ -88,8 +140,43 @@ class Checkpoints:
     logging.info("Restored checkpoint %s/%d", self.directory, step)
     return restored.state
 
+  def restore_latest(self, state, data_iterator):
+    """(step, state, extra) of the newest checkpoint that restores; (0, state, {}) if none.
+
+    A checkpoint that cannot be read (a file damaged after it was written) is reported
+    and the next older one is tried, so one bad file never costs the whole run. A
+    checkpoint of another setup or another program stops the run instead.
+    """
+    failures = []
+    for step in reversed(self.all_steps()):
+      try:
+        restored = self.restore(step, state, data_iterator)
+        extra = self.restore_extra(step)
+      except errors.CheckpointMismatchError:
+        raise
+      except Exception as e:  # Orbax/tensorstore raise many types for a damaged file.
+        failures.append(f"step {step}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        logging.error("Cannot restore checkpoint %s/%d (%s); trying an older one.",
+                      self.directory, step, failures[-1])
+        continue
+      if failures:
+        logging.warning("Resumed from step %d; unreadable newer checkpoints: %s", step, failures)
+      return step, restored, extra
+    if failures:
+      raise errors.CheckpointMismatchError(
+          f"No checkpoint in {self.directory} can be restored: {failures}. Move the folder "
+          "away to start again, or use a new --workdir.")
+    return 0, state, {}
+
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    """Waits for an asynchronous save; its failure is reported as the save's own."""
+    try:
+      self.manager.wait_until_finished()
+    except OSError as e:
+      raise self._write_error(self.manager.latest_step() or 0, e) from e
 
   def close(self) -> None:
-    self.manager.close()
+    try:
+      self.wait()
+    finally:
+      self.manager.close()

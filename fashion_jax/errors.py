@@ -16,4 +16,9 @@ class CheckpointMismatchError(ValueError):
   """A workdir whose checkpoint does not fit the current config."""
 
 
-USER_ERRORS = (ConfigError, DataError, CheckpointMismatchError, FloatingPointError)
+class WorkdirError(OSError):
+  """The workdir cannot be written (permissions, a full disk); nothing written is lost."""
+
+
+USER_ERRORS = (ConfigError, DataError, CheckpointMismatchError, WorkdirError,
+               FloatingPointError)

@@ -17,9 +17,10 @@ import os
 
 import jax
 import numpy as np
-from absl import flags
+from absl import flags, logging
 
 from fashion_jax import cli, errors, events, hierarchy, metrics, parallel, plots, train, trained
+from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -56,12 +57,14 @@ def run_split(run, data, split: str, grid_images: int):
   evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
                                         use_ema=run.ema)
   totals, rows, grid = {}, {}, []
+  bad = bad_samples_lib.BadSamples("skip")
   for dataset, (step, own) in evaluators.items():
     split_data = data.datasets[dataset][split]
     if not len(split_data):
       continue
     for batch in pipeline.eval_batches(split_data, run.config.data, local_batch,
                                        jax.process_index(), jax.process_count()):
+      batch = bad.take(batch, split)
       stats, outputs = step(run.state, parallel.shard_batch(batch, run.mesh))
       outputs = jax.device_get(outputs)
       valid = batch["valid"]
@@ -77,6 +80,9 @@ def run_split(run, data, split: str, grid_images: int):
           grid.append((batch["image"][i], {t.name: (batch["labels"][t.name][i],
                                                     outputs[t.name][i],
                                                     batch["masks"][t.name][i] > 0) for t in own}))
+  if bad.samples:
+    logging.warning("%d unreadable images count in no %s metric: %s", len(bad.samples), split,
+                    {k: v["reason"] for k, v in list(bad.samples.items())[:5]})
   rows = {name: {k: np.concatenate(v) for k, v in r.items()} for name, r in rows.items()}
   return totals, rows, grid
 

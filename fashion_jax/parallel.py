@@ -76,7 +76,13 @@ def per_process_batch_size(global_batch_size: int) -> int:
 
 
 def shard_batch(batch, mesh):
-  """Process-local numpy batch -> global jax arrays sharded along the batch axis."""
+  """Process-local numpy batch -> global jax arrays sharded along the batch axis.
+
+  Text columns (the decoder's per-sample `problem` notes) stay on the host.
+  """
   sharding = data_sharded(mesh)
+  if isinstance(batch, dict):
+    batch = {k: v for k, v in batch.items() if getattr(v, "dtype", None) is None
+             or v.dtype.kind not in "US"}
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)

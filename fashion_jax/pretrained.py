@@ -9,8 +9,9 @@ Reads a torchvision ResNet `state_dict` (`.pth`/`.pt`, needs torch) or the same 
 in `.safetensors` or `.npz` (no torch needed); timm's ResNet-18/34/50/101 use the same
 names. Convolutions go OIHW -> HWIO, BatchNorm weight/bias/running stats to
 scale/bias/mean/var; the ImageNet classifier (fc) is skipped. The CLI writes an Orbax
-checkpoint of the backbone; `config.model.pretrained` accepts that folder or a weights
-file directly.
+checkpoint of the backbone; `config.model.pretrained` accepts that folder, a weights
+file directly, or the workdir of another run (its backbone: partial initialisation for a
+run with other tasks).
 """
 
 import json
@@ -128,8 +129,34 @@ def save_backbone(converted: dict, out_dir: str, model: str) -> None:
     json.dump({"model": model}, f)
 
 
+def _run_backbone(workdir: str, model: str) -> dict:
+  """The backbone of the latest checkpoint of another fashion_jax run (any tasks)."""
+  import orbax.checkpoint as ocp
+  workdir = os.path.abspath(workdir)
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      saved_model = json.load(f)["model"]["name"]
+  except (OSError, ValueError, KeyError) as e:
+    raise DataError(f"{workdir}: no readable config.json; not a fashion_jax run.") from e
+  if saved_model != model:
+    raise ConfigError(f"config.model.pretrained={workdir} is a {saved_model} run but "
+                      f"config.model.name={model!r}.")
+  with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as manager:
+    step = manager.latest_step()
+  if step is None:
+    raise DataError(f"config.model.pretrained={workdir} has no checkpoint yet.")
+  with ocp.StandardCheckpointer() as checkpointer:
+    state = checkpointer.restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+  logging.info("Backbone from %s, step %d", workdir, step)
+  # State leaves end in 'value' (nnx Variables); the converted weights' keys do not.
+  return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(state["0"]["backbone"]).items()}
+
+
 def load_backbone(path: str, model: str) -> dict:
-  """Converted weights from an Orbax folder written by this CLI, or from a weights file."""
+  """Backbone weights from an Orbax folder written by this CLI, another run's workdir
+  (its latest checkpoint, whatever its tasks), or a weights file."""
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    return _run_backbone(path, model)
   if os.path.isdir(path):
     import orbax.checkpoint as ocp
     try:
@@ -159,7 +186,7 @@ def apply_to_state(state, converted: dict, source: str):
     value = converted[ours]
     if value.shape != leaf.shape:
       raise DataError(f"{source}: backbone/{'/'.join(map(str, ours))} has shape {value.shape}, "
-                      f"the model {leaf.shape} (config.model.width must be 64).")
+                      f"the model {leaf.shape} (config.model.width differs).")
     used.add(ours)
     return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
 

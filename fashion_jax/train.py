@@ -8,7 +8,6 @@ same code runs on one CPU, several devices, or several hosts.
 
 import functools
 import json
-import math
 import os
 
 import jax
@@ -23,10 +22,13 @@ from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import early_stopping as early_stopping_lib
 from fashion_jax import hierarchy
+from fashion_jax import metric_window
 from fashion_jax import optim
 from fashion_jax import parallel
+from fashion_jax import preemption
 from fashion_jax import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 from fashion_jax.models import build_model
 from fashion_jax.writers import metric_writers
@@ -80,19 +82,22 @@ def _ema_update(ema_model, model, step, decay: float) -> None:
 
 
 def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
-               frozen_backbone: bool = False, ema_decay: float = 0.0):
+               frozen_backbone: bool = False, ema_decay: float = 0.0,
+               skip_nonfinite: bool = False):
   """One optimisation step on a global batch; returns the new state and step metrics.
 
   `loss_weights` [T] (task order) are the host-side weights of this step (configured,
   stage or DWA; default: each task's configured weight), combined by `balancing`. With
   `frozen_backbone` only the heads train: the backbone's parameters, BatchNorm
-  statistics and optimizer moments come out exactly as they went in.
+  statistics and optimizer moments come out exactly as they went in. With
+  `skip_nonfinite` a step whose loss or gradient is NaN/Inf returns the state unchanged
+  (metric 'skipped' = 1).
   """
   if loss_weights is None:
     loss_weights = jnp.asarray([t.weight for t in tasks], jnp.float32)
   # merge() shares the Variables of `state`, and the update below mutates them: keep
-  # a copy of the tree (the same arrays) to restore the frozen part from.
-  before = jax.tree.map(lambda x: x, state) if frozen_backbone else None
+  # a copy of the tree (the same arrays) to restore from.
+  before = jax.tree.map(lambda x: x, state) if frozen_backbone or skip_nonfinite else None
   model, optimizer, *ema_model = nnx.merge(graphdef, state)
 
   def loss_fn(model):
@@ -116,6 +121,10 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
   if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
     new_state = jax.tree_util.tree_map_with_path(
         lambda path, new, old: old if _in_backbone(path) else new, new_state, before)
+  if skip_nonfinite:
+    finite = jnp.isfinite(losses["total"]) & jnp.isfinite(metrics["grad_norm"])
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, before)
+    metrics[metric_window.SKIPPED] = 1.0 - finite.astype(jnp.float32)
   return new_state, metrics
 
 
@@ -131,11 +140,12 @@ def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
 
 
 def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False,
-                       ema_decay: float = 0.0):
+                       ema_decay: float = 0.0, skip_nonfinite: bool = False):
   """The jitted train step; it donates the old state's buffers."""
   replicated = parallel.replicated(mesh)
   return jax.jit(functools.partial(train_step, graphdef, tasks=tuple(tasks),
-                                   frozen_backbone=frozen_backbone, ema_decay=ema_decay),
+                                   frozen_backbone=frozen_backbone, ema_decay=ema_decay,
+                                   skip_nonfinite=skip_nonfinite),
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
@@ -158,11 +168,16 @@ def compile_steps(graphdef, tasks, mesh):
   return compile_train_step(graphdef, tasks, mesh), compile_eval_steps(graphdef, tasks, mesh)
 
 
-def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str) -> dict[str, float]:
-  """Runs `eval_fn` over `batches`; statistics stay on device until the end."""
+def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str,
+             bad: bad_samples_lib.BadSamples | None = None) -> dict[str, float]:
+  """Runs `eval_fn` over `batches`; statistics stay on device until the end.
+
+  Unreadable images count in no metric; `bad` (default: skip them) records or refuses them.
+  """
+  bad = bad or bad_samples_lib.BadSamples("skip")
   totals = {t.name: None for t in tasks}
   for batch in batches:
-    stats = eval_fn(state, parallel.shard_batch(batch, mesh))
+    stats = eval_fn(state, parallel.shard_batch(bad.take(batch, prefix), mesh))
     for t in tasks:
       totals[t.name] = t.spec.accumulate(totals[t.name], stats[t.name])
   results = {}
@@ -172,25 +187,14 @@ def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str) -> dict[str, flo
   return results
 
 
-def _mean_metrics(step_metrics: list[dict]) -> dict[str, float]:
-  fetched = jax.device_get(step_metrics)
-  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-
-
-def _check_finite(metrics: dict[str, float], step: int) -> None:
-  bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-  if bad:
-    raise FloatingPointError(
-        f"Non-finite training metrics at step {step}: {bad}. The checkpoints already "
-        "written are kept; lower config.optimizer.learning_rate or check the data.")
-
-
 def validate_config(config) -> None:
   """Checks the fields that would otherwise fail deep inside a run."""
   if config.batch_size <= 0:
     raise ConfigError(f"config.batch_size={config.batch_size} must be positive.")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ConfigError("Set config.num_train_steps or config.num_epochs to a positive value.")
+  bad_samples_lib.check_policy(config.data.bad_samples)
+  metric_window.check_policy(config.nonfinite_policy)
   periods = {"log_every_steps": config.log_every_steps,
              "eval_every_steps": config.eval_every_steps,
              "checkpoint.every_steps": config.checkpoint.every_steps}
@@ -239,7 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.checkpoint.best_metric and config.checkpoint.best_metric not in valid_metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
                       f"not one of {valid_metrics}.")
-  os.makedirs(workdir, exist_ok=True)
+  checkpoint_lib.check_workdir_writable(workdir)
   is_chief = jax.process_index() == 0
   if is_chief:
     with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
@@ -272,13 +276,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                        jax.process_index(), jax.process_count(),
                                        config.get("augment"))
 
+  checkpoint_lib.check_free_space(workdir, state, config.checkpoint.keep)
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
-  start_step = checkpoints.latest_step() or 0
+  window = metric_window.MetricWindow(config.nonfinite_policy, config.max_skipped_steps)
+  bad = bad_samples_lib.BadSamples(
+      config.data.bad_samples, bad_samples_lib.report_path(workdir, jax.process_index()))
+  start_step, state, extra = checkpoints.restore_latest(state, train_iter)
   if start_step:
-    state = checkpoints.restore(start_step, state, train_iter)
-    extra = checkpoints.restore_extra(start_step)
     balancer.load_state_dict(extra.get("balancer", {}))
     stopper.load_state_dict(extra.get("early_stopping", {}))
+    window.load_state_dict(extra.get("metric_window", {}))
     logging.info("Resuming at step %d of %d", start_step, total_steps)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
@@ -297,63 +304,88 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if len(split):
           batches = pipeline.eval_batches(split, config.data, local_batch,
                                           jax.process_index(), jax.process_count())
-          results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name + suffix))
+          results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name + suffix,
+                                  bad))
     return results
+
+  def save_checkpoint(step: int, metrics: dict | None) -> None:
+    window.check(checkpoints.latest_step())  # Never save a state that went non-finite.
+    writer.flush()  # A resumed run rewrites only the steps after this checkpoint.
+    checkpoints.save(step, state, train_iter, metrics=metrics,
+                     extra={"balancer": balancer.state_dict(),
+                            "early_stopping": stopper.state_dict(),
+                            "metric_window": window.state_dict()})
 
   logging.info("Training %d steps (%d per epoch, global batch %d on %d devices)",
                total_steps, steps_per_epoch, config.batch_size, jax.device_count())
-  step_metrics, results, last_step = [], {}, start_step
+  results, last_step, stopped_by = {}, start_step, None
+  skip_nonfinite = config.nonfinite_policy == "skip"
   try:
-    # A run that stopped early stays stopped when its command is run again.
-    end_step = start_step if stopper.stopped else total_steps
-    for step in range(start_step + 1, end_step + 1):
-      last_step = step
-      stage = stages_lib.stage_at(stages, step)
-      if step == stage.start or step == start_step + 1:
-        logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
-                     stage.name, stage.start, stage.end, stage.frozen_backbone,
-                     {t.name: t.weight for t in stage.tasks})
-      if stage.frozen_backbone not in train_steps:
-        train_steps[stage.frozen_backbone] = compile_train_step(
-            graphdef, tasks, mesh, stage.frozen_backbone, ema_decay)
-      loss_weights = np.asarray([t.weight for t in stage.tasks], np.float32) * balancer.factors()
-      with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        batch = parallel.shard_batch(next(train_iter), mesh)
-        state, metrics = train_steps[stage.frozen_backbone](state, batch, loss_weights)
-        step_metrics.append(metrics)
-      for hook in hooks:
-        hook(step)
-      if step % config.log_every_steps == 0 or step == total_steps:
-        summary = _mean_metrics(step_metrics)
-        step_metrics = []
-        _check_finite(summary, step)
-        balancer.observe(np.asarray([summary[f"loss/{t.name}"] for t in tasks]))
-        summary["learning_rate"] = float(schedule(step - 1))
-        summary["epoch"] = step / steps_per_epoch
-        writer.write_scalars(step, summary)
-      eval_now = step % config.eval_every_steps == 0 or step == total_steps
-      stop = False
-      if eval_now:
+    with preemption.StopRequest() as stop_request:
+      # A run that stopped early stays stopped when its command is run again.
+      end_step = start_step if stopper.stopped else total_steps
+      for step in range(start_step + 1, end_step + 1):
+        last_step = step
+        stage = stages_lib.stage_at(stages, step)
+        if step == stage.start or step == start_step + 1:
+          logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
+                       stage.name, stage.start, stage.end, stage.frozen_backbone,
+                       {t.name: t.weight for t in stage.tasks})
+        if stage.frozen_backbone not in train_steps:
+          train_steps[stage.frozen_backbone] = compile_train_step(
+              graphdef, tasks, mesh, stage.frozen_backbone, ema_decay, skip_nonfinite)
+        loss_weights = (np.asarray([t.weight for t in stage.tasks], np.float32)
+                        * balancer.factors())
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          batch = parallel.shard_batch(bad.take(next(train_iter), "train"), mesh)
+          state, metrics = train_steps[stage.frozen_backbone](state, batch, loss_weights)
+          window.add(step, metrics)
+        for hook in hooks:
+          hook(step)
+        if step % config.log_every_steps == 0 or step == total_steps:
+          window.check(checkpoints.latest_step())
+          summary = window.summary()
+          balancer.observe(np.asarray([summary[f"loss/{t.name}"] for t in tasks]))
+          summary["learning_rate"] = float(schedule(step - 1))
+          summary["epoch"] = step / steps_per_epoch
+          writer.write_scalars(step, summary)
+          if is_chief:
+            bad.save()
+        eval_now = step % config.eval_every_steps == 0 or step == total_steps
+        stop = False
+        if eval_now:
+          results = eval_split("val", state)
+          writer.write_scalars(step, results)
+          stop = stopper.should_stop(results)
+        if stop_request.should_stop(step):
+          stopped_by = stop_request.signal_name
+        if eval_now or step % config.checkpoint.every_steps == 0 or stopped_by:
+          save_checkpoint(step, results if eval_now and results else None)
+        if stopped_by:
+          break
+        if stop:
+          logging.warning("Early stopping at step %d: %s has not improved on %.4f for %d "
+                          "evaluations.", step, stopper.metric, stopper.best,
+                          stopper.patience)
+          break
+    if stopped_by:
+      results = {}
+    else:
+      if last_step == start_step:  # Already finished: report the restored model.
         results = eval_split("val", state)
-        writer.write_scalars(step, results)
-        stop = stopper.should_stop(results)
-      if eval_now or step % config.checkpoint.every_steps == 0:
-        checkpoints.save(step, state, train_iter, metrics=results if eval_now and results else None,
-                         extra={"balancer": balancer.state_dict(),
-                                "early_stopping": stopper.state_dict()})
-      if stop:
-        logging.warning("Early stopping at step %d: %s has not improved on %.4f for %d "
-                        "evaluations.", step, stopper.metric, stopper.best, stopper.patience)
-        break
-    if last_step == start_step:  # Already finished: report the restored model.
-      results = eval_split("val", state)
-    if config.eval_test:
-      test_results = eval_split("test", state)
-      writer.write_scalars(last_step, test_results)
-      results = {**results, **test_results}
+      if config.eval_test:
+        test_results = eval_split("test", state)
+        writer.write_scalars(last_step, test_results)
+        results = {**results, **test_results}
   finally:
     writer.flush()
+    bad.save()
     checkpoints.close()  # Waits for the last asynchronous save.
+  if stopped_by:
+    print(f"Stopped by {stopped_by} after step {last_step} of {total_steps}; checkpoint "
+          f"saved in {checkpoints.directory}. Run the same command again to resume.",
+          flush=True)
+    return {}
   if is_chief and results:
     with open(os.path.join(workdir, METRICS_FILE), "w") as f:
       json.dump({"step": last_step, **results}, f, indent=1)

@@ -24,7 +24,7 @@ from absl import logging
 
 from fashion_jax import hierarchy as hierarchy_lib
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import sources
+from fashion_jax.data import bad_samples, sources
 from fashion_jax.data import splits as splits_lib
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
@@ -321,10 +321,10 @@ class IdentityBatches:
 
 class Decode(grain.transforms.Map):
   """Decodes, optionally crops to the box, and resizes; an unreadable image becomes a
-  blank, fully masked sample.
+  blank, fully masked sample whose `problem` names the file and the reason.
 
-  Masking keeps batch shapes static (no recompilation) and the run going; the file is
-  named in the log so it can be fixed.
+  Masking keeps batch shapes static (no recompilation); what happens next is the
+  run's `config.data.bad_samples` policy (see data/bad_samples.py).
   """
 
   def __init__(self, image_size: int, box_margin: float | None = None):
@@ -333,17 +333,18 @@ class Decode(grain.transforms.Map):
 
   def map(self, element: dict) -> dict:
     masks = element["masks"]
+    problem = ""
     try:
       if element["error"]:
         raise transforms.ImageDecodeError(element["error"])
       image = transforms.decode_image(element["encoded"], self.image_size, element["box"],
                                       self.box_margin or 0.0)
     except transforms.ImageDecodeError as e:
-      logging.warning("Skipping unreadable image %s: %s", element["where"], e)
+      problem = f"{element['where']}: {e}"
       image = np.full((self.image_size, self.image_size, 3), 255, np.uint8)
       masks = {k: np.float32(0.0) for k in masks}
     return {"image": image, "labels": element["labels"], "masks": masks,
-            "roles": element["roles"]}
+            "roles": element["roles"], bad_samples.PROBLEM: problem}
 
 
 class Augment(grain.transforms.RandomMap):
@@ -447,7 +448,8 @@ def _pad(batch: dict, batch_size: int) -> dict:
           "labels": {k: pad(v) for k, v in batch["labels"].items()},
           "masks": {k: pad(v) for k, v in batch["masks"].items()},
           "roles": pad(batch["roles"]),
-          "valid": pad(np.ones(batch["roles"].shape[0], bool))}
+          "valid": pad(np.ones(batch["roles"].shape[0], bool)),
+          bad_samples.PROBLEM: pad(batch[bad_samples.PROBLEM])}
 
 
 def eval_batches(split: SplitData, data_config, batch_size: int, process_index: int = 0,
@@ -475,4 +477,5 @@ def _empty_like(batch: dict) -> dict:
   return {"image": np.zeros_like(batch["image"][:0]),
           "labels": {k: np.zeros_like(v[:0]) for k, v in batch["labels"].items()},
           "masks": {k: np.zeros_like(v[:0]) for k, v in batch["masks"].items()},
-          "roles": np.zeros_like(batch["roles"][:0])}
+          "roles": np.zeros_like(batch["roles"][:0]),
+          bad_samples.PROBLEM: np.zeros_like(batch[bad_samples.PROBLEM][:0])}
