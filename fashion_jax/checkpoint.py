@@ -9,6 +9,7 @@ where it stopped.
 import json
 import os
 import shutil
+import time
 
 import grain
 import jax
@@ -104,6 +105,18 @@ class Checkpoints:
         "permissions, then run the same command again to resume"
         + (f" from step {kept[-1]}." if kept else "."))
 
+  def _set_aside(self, steps: list[int]) -> None:
+    """Renames unreadable checkpoints out of the way of the resumed run's saves (kept
+    for inspection, never deleted)."""
+    if jax.process_index() == 0:
+      for step in steps:
+        path = os.path.join(self.directory, str(step))
+        os.rename(path, f"{path}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("fashion_jax: unreadable checkpoints set aside")
+    self.manager.reload()
+
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
@@ -160,7 +173,9 @@ class Checkpoints:
                       self.directory, step, failures[-1])
         continue
       if failures:
-        logging.warning("Resumed from step %d; unreadable newer checkpoints: %s", step, failures)
+        self._set_aside([s for s in self.all_steps() if s > step])
+        logging.warning("Resumed from step %d; unreadable newer checkpoints (renamed "
+                        "*.unreadable): %s", step, failures)
       return step, restored, extra
     if failures:
       raise errors.CheckpointMismatchError(

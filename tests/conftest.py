@@ -3,6 +3,7 @@
 import csv
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -55,6 +56,18 @@ def tiny_config(tasks=None, root: str = ""):
       "embedding": task_config("embedding", "articleType", dim=16),
   }
   return config
+
+
+def run_main(workdir, *overrides, env=None):
+  """`python -m fashion_jax.main` on configs/default.py shrunk as tiny_config, in a subprocess."""
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/default.py",
+          f"--workdir={workdir}", "--config.model.name=resnet_tiny", "--config.model.width=8",
+          "--config.data.image_size=32", "--config.batch_size=16",
+          "--config.log_every_steps=2", "--config.eval_every_steps=4",
+          "--config.checkpoint.every_steps=2", "--config.optimizer.warmup_steps=1", *overrides]
+  environment = None if env is None else {**os.environ, **env}
+  return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO,
+                        env=environment)
 
 
 def read_sample_rows():

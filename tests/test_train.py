@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_config
+from conftest import REPO, run_main, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import optim, parallel, train
 from fashion_jax import tasks as tasks_lib
@@ -209,18 +209,9 @@ def test_restoring_into_another_model_lists_the_differences(tmp_path):
     checkpoint_lib.Checkpoints(str(tmp_path), other, tasks).restore(1, state, it)
 
 
-def _run_main(workdir, *overrides):
-  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/default.py",
-          f"--workdir={workdir}", "--config.model.name=resnet_tiny", "--config.model.width=8",
-          "--config.data.image_size=32", "--config.batch_size=16",
-          "--config.log_every_steps=2", "--config.eval_every_steps=4",
-          "--config.checkpoint.every_steps=2", "--config.optimizer.warmup_steps=1", *overrides]
-  return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
-
-
 def test_main_trains_writes_outputs_and_resumes(tmp_path):
   workdir = tmp_path / "run"
-  result = _run_main(workdir, "--config.num_train_steps=4")
+  result = run_main(workdir, "--config.num_train_steps=4")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "val   articleType" in result.stdout
   assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
@@ -232,18 +223,18 @@ def test_main_trains_writes_outputs_and_resumes(tmp_path):
   # The CLI override reached the config the run saved.
   assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "resnet_tiny"
 
-  again = _run_main(workdir, "--config.num_train_steps=6")
+  again = run_main(workdir, "--config.num_train_steps=6")
   assert again.returncode == 0, again.stderr[-3000:]
   assert "Resuming at step 4 of 6" in again.stderr
   assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
 
 
 def test_config_typo_and_bad_values_fail_with_the_field_name(tmp_path):
-  typo = _run_main(tmp_path / "a", "--config.data.imagesize=64")
+  typo = run_main(tmp_path / "a", "--config.data.imagesize=64")
   assert typo.returncode != 0 and "imagesize" in typo.stderr
-  wrong_type = _run_main(tmp_path / "b", "--config.batch_size=abc")
+  wrong_type = run_main(tmp_path / "b", "--config.batch_size=abc")
   assert wrong_type.returncode != 0 and "batch_size" in wrong_type.stderr
-  bad_metric = _run_main(tmp_path / "c", "--config.checkpoint.best_metric=val/nope/accuracy")
+  bad_metric = run_main(tmp_path / "c", "--config.checkpoint.best_metric=val/nope/accuracy")
   assert bad_metric.returncode == 2
   assert "config.checkpoint.best_metric='val/nope/accuracy'" in bad_metric.stderr
   assert "Traceback" not in bad_metric.stderr

@@ -202,8 +202,6 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
     vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, datasets_config)
     if vocab_path and write_files:
       vocab_lib.save_vocabs(vocab_path, vocabs)
-  if workdir and write_files:
-    _save_reports(os.path.join(workdir, REPORT_FILE), reports)
 
   datasets = {}
   for name, split_tables in tables.items():
@@ -223,7 +221,11 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
                             "has no bounding boxes.")
         data.box_margin = float(dataset_config.box_margin)
       datasets[name][split] = data
+      _report_unknown_labels(data, [t for t in tasks if t.dataset == name], split,
+                             reports[name])
     logging.info("%s split sizes: %s", where, {k: len(v) for k, v in datasets[name].items()})
+  if workdir and write_files:
+    _save_reports(os.path.join(workdir, REPORT_FILE), reports)
   logging.info("Classes per task: %s", {k: len(v) for k, v in vocabs.items()})
   train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
   train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
@@ -234,6 +236,20 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
     hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE),
                        hierarchy_lib.learn(config.get("hierarchy", ""), tasks, datasets))
   return Data(tasks=tasks, vocabs=vocabs, datasets=datasets)
+
+
+def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
+  """Labels outside a task's vocabulary (rare in, or absent from, the training split) are
+  masked; the report says how many and which, per split."""
+  for task in tasks:
+    if task.spec.multi_label or task.kind == "embedding":
+      continue  # Identities need not be seen in training; multi-hot drops unknown tags.
+    values = data.table.columns[task.column]
+    unknown = np.flatnonzero((values != "") & (data.masks[task.name] == 0))
+    for i in unknown:
+      report.add(f"{split} '{task.column}' labels not in task '{task.name}'s training "
+                 "classes (masked)", f"{values[i]!r} (id {data.table.ids[i]})")
+  report.log_new()
 
 
 def _save_reports(path: str, reports) -> None:

@@ -19,6 +19,7 @@ class DataReport:
   source: str
   counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   examples: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+  logged: set = dataclasses.field(default_factory=set)  # Kinds already logged.
 
   def add(self, kind: str, where: str) -> None:
     self.counts[kind] += 1
@@ -26,9 +27,15 @@ class DataReport:
       self.examples[kind].append(where)
 
   def log(self) -> None:
-    for kind, count in sorted(self.counts.items()):
-      logging.warning("%s: %d %s (first: %s)", self.source, count, kind,
+    self.logged = set()
+    self.log_new()
+
+  def log_new(self) -> None:
+    """Logs the kinds added since the last log."""
+    for kind in sorted(set(self.counts) - self.logged):
+      logging.warning("%s: %d %s (first: %s)", self.source, self.counts[kind], kind,
                       ", ".join(self.examples[kind]))
+    self.logged = set(self.counts)
 
   def to_dict(self) -> dict:
     return {"source": self.source,

@@ -18,6 +18,10 @@ class ImageDecodeError(ValueError):
   pass
 
 
+# Single-channel modes above 8 bits, and what to divide by to reach 0..255.
+_HIGH_BIT_DEPTH = {"I;16": 257.0, "I;16B": 257.0, "I;16L": 257.0, "I": 257.0, "F": 1.0}
+
+
 def _decode_any(data: bytes, size: int | None) -> np.ndarray:
   """Decodes; with `size`, may return a smaller image that is still >= size on each side."""
   if data[:2] == _JPEG_MAGIC:
@@ -31,6 +35,9 @@ def _decode_any(data: bytes, size: int | None) -> np.ndarray:
   with Image.open(io.BytesIO(data)) as image:
     if size:
       image.draft("RGB", (size, size))
+    if image.mode in _HIGH_BIT_DEPTH:  # 16-bit PNG/TIFF: keep the top 8 bits, not a clip.
+      gray = np.asarray(image, np.float32) / _HIGH_BIT_DEPTH[image.mode]
+      return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     if image.mode in ("RGBA", "LA", "P"):
       image = image.convert("RGBA")
       background = Image.new("RGBA", image.size, (_PAD_VALUE,) * 4)
