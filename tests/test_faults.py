@@ -286,6 +286,19 @@ def test_a_failing_save_names_the_step_and_keeps_earlier_checkpoints(tmp_path, m
   assert checkpoints.all_steps() == [1]
 
 
+def test_half_written_checkpoint_is_never_the_latest(tmp_path):
+  config, data, state, iterator, checkpoints = _checkpoints_with_step_1(tmp_path)
+  checkpoints.close()
+  # What a save killed mid-way leaves: Orbax renames the folder to '2' only when complete.
+  partial = tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-1764000000"
+  (partial / "state").mkdir(parents=True)
+  (partial / "state" / "manifest.ocdbt").write_bytes(b"half")
+  reopened = checkpoint_lib.Checkpoints(str(tmp_path), config, data.tasks)
+  assert reopened.latest_step() == 1
+  step, _, _ = reopened.restore_latest(state, iterator)
+  assert step == 1
+
+
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
   workdir = tmp_path / "run"
   assert run_main(workdir, "--config.num_train_steps=4").returncode == 0
@@ -339,3 +352,19 @@ def _by_path(tree) -> dict:
     return str(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))))
   return {tuple(name(k) for k in path): np.asarray(leaf)
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+def test_ctrl_c_requests_a_stop_and_a_second_one_stops_at_once():
+  import signal
+  from fashion_jax import preemption
+  with preemption.StopRequest() as request:
+    assert not request.should_stop(1)
+    os.kill(os.getpid(), signal.SIGINT)
+    assert request.should_stop(2) and request.signal_name == "SIGINT"
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  # Leaving the block restores the previous handlers.
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
