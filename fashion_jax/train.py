@@ -349,8 +349,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           summary["learning_rate"] = float(schedule(step - 1))
           summary["epoch"] = step / steps_per_epoch
           writer.write_scalars(step, summary)
-          if is_chief:
-            bad.save()
+          bad.save()  # Each process its own file: it meets its own shard's samples.
         eval_now = step % config.eval_every_steps == 0 or step == total_steps
         stop = False
         if eval_now:
