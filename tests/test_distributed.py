@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 
@@ -21,7 +24,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, steps: int):
+def _start(workdir, steps: int, *overrides):
   port = _free_port()
   processes = []
   for index in range(2):
@@ -29,13 +32,22 @@ def _launch(workdir, steps: int):
            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(index), "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
     args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/demo.py",
-            f"--workdir={workdir}", *_TINY, f"--config.num_train_steps={steps}"]
+            f"--workdir={workdir}", *_TINY, f"--config.num_train_steps={steps}", *overrides]
     processes.append(subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
+  return processes
+
+
+def _finish(processes):
+  """(stdout, stderr) of each process, after checking that each exited 0."""
   outputs = [p.communicate(timeout=600) for p in processes]
   for p, (_, err) in zip(processes, outputs):
     assert p.returncode == 0, err[-3000:]
-  return [err for _, err in outputs]
+  return outputs
+
+
+def _launch(workdir, steps: int):
+  return [err for _, err in _finish(_start(workdir, steps))]
 
 
 def test_two_processes_train_checkpoint_and_resume_together(tmp_path):
@@ -54,3 +66,21 @@ def test_two_processes_train_checkpoint_and_resume_together(tmp_path):
   logs = _launch(workdir, 6)
   assert all("Resuming at step 4 of 6" in log for log in logs)
   assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
+
+
+def test_sigterm_to_one_host_stops_both_after_the_same_step_with_a_checkpoint(tmp_path):
+  workdir = tmp_path / "run"
+  processes = _start(workdir, 400, "--config.eval_every_steps=1000")
+  checkpoints = workdir / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and all(p.poll() is None for p in processes):
+    if checkpoints.exists() and any(n.isdigit() and int(n) >= 4 for n in os.listdir(checkpoints)):
+      processes[1].send_signal(signal.SIGTERM)  # A preemption notice to one host only.
+      break
+    time.sleep(0.01)
+  outputs = _finish(processes)
+  # JAX's preemption sync point makes both stop after the same step.
+  stops = [re.search(r"Stopped by .* after step (\d+) of 400", out) for out, _ in outputs]
+  assert all(stops), [out[-500:] for out, _ in outputs]
+  assert stops[0].group(1) == stops[1].group(1)
+  assert stops[0].group(1) in os.listdir(checkpoints)  # Written collectively at that step.
