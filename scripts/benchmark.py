@@ -77,6 +77,12 @@ def _median_time(fn, steps: int) -> float:
 # ----------------------------------------------------------------------------- JAX
 
 
+def _node(config, path):
+  for key in path:
+    config = config[key]
+  return config
+
+
 def jax_setup(image_size: int, batch: int, config_overrides: dict):
   import numpy as np
   from fashion_jax import optim, parallel, train
@@ -86,15 +92,16 @@ def jax_setup(image_size: int, batch: int, config_overrides: dict):
   config = load_mtl_config()
   config.data.image_size = image_size
   for key, value in config_overrides.items():
-    section, field = key.split(".")
-    config[section][field] = value
+    *parents, field = key.split(".")
+    _node(config, parents)[field] = value
   tasks = tasks_lib.parse_tasks(config.tasks)
   vocabs = {t.name: Vocab(t.column, [f"c{i}" for i in range(CLASSES[t.name])]) for t in tasks}
   mesh = parallel.make_mesh()
   tx, _ = optim.make_optimizer(config.optimizer, 1000)
   graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
-  train_fn, evaluators = train.compile_steps(graphdef, tasks, mesh)
-  (eval_fn, _), = evaluators.values()
+  train_fn = train.compile_train_step(graphdef, tasks, mesh,
+                                      skip_nonfinite=config.nonfinite_policy == "skip")
+  (eval_fn, _), = train.compile_eval_steps(graphdef, tasks, mesh).values()
   rng = np.random.default_rng(0)
   host = {"image": rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8),
           "labels": {t.name: rng.integers(0, CLASSES[t.name], batch).astype(np.int32)
@@ -263,7 +270,8 @@ def main():
                       help="A TFDS data dir holding --data built by python -m "
                            "fashion_jax.build_tfds, to compare with the JPEG folder too.")
   parser.add_argument("--set", action="append", default=[],
-                      help="Config override for the JAX model, e.g. --set model.dtype=bfloat16.")
+                      help="Config override for the JAX model, e.g. --set model.dtype=bfloat16 "
+                           "or --set nonfinite_policy=skip.")
   parser.add_argument("--json", help="Also write the results to this file.")
   parser.add_argument("--system-malloc", action="store_true",
                       help="Do not re-run under tcmalloc (to measure what it changes).")
@@ -278,8 +286,8 @@ def main():
   overrides = {}
   for item in args.set:
     key, value = item.split("=", 1)
-    section, field = key.split(".")
-    default = defaults[section][field]
+    *parents, field = key.split(".")
+    default = _node(defaults, parents)[field]
     overrides[key] = (value.lower() in ("1", "true") if isinstance(default, bool)
                       else type(default)(value))
   peak, how = cpu_peak_gflops()
