@@ -22,7 +22,7 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
-from fashion_jax.errors import ConfigError
+from fashion_jax.errors import CheckpointMismatchError, ConfigError
 
 CHECKPOINT_CHOICES = "best, latest or a step number"
 
@@ -103,7 +103,15 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
   try:
     step = _pick_step(checkpoints, str(checkpoint), workdir)
-    state = checkpoints.restore(step, state)
+    try:
+      state = checkpoints.restore(step, state)
+    except CheckpointMismatchError:
+      raise
+    except Exception as e:  # A damaged file: say which, and what else there is.
+      raise CheckpointMismatchError(
+          f"Cannot read the checkpoint of step {step} in {checkpoints.directory} "
+          f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); choose another with "
+          f"--checkpoint=<step> (steps: {checkpoints.all_steps()}).") from e
   finally:
     checkpoints.close()
   return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,

@@ -307,6 +307,11 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
     for name in files:
       if "ocdbt" in dirpath or name.startswith("d"):
         (state_dir / os.path.relpath(os.path.join(dirpath, name), state_dir)).write_bytes(b"x")
+  # The tools name the damaged checkpoint and the others instead of falling back silently.
+  from fashion_jax import trained
+  with pytest.raises(CheckpointMismatchError, match=r"Cannot read the checkpoint of step 4 .*"
+                                                    r"--checkpoint=<step> \(steps: \[2, 4\]\)"):
+    trained.load(str(workdir), "latest")
   run = run_main(workdir, "--config.num_train_steps=6")
   assert run.returncode == 0, run.stderr[-3000:]
   assert "Cannot restore checkpoint" in run.stderr and "Resuming at step 2 of 6" in run.stderr
