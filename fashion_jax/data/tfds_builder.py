@@ -77,8 +77,7 @@ def builder_class():
           report)
       report.log()
       for i, (row_id, path) in enumerate(zip(ids, paths)):
-        yield i, {"image": path, "id": row_id,
-                       **{c: values[c][i] for c in LABEL_COLUMNS}}
+        yield i, {"image": path, "id": row_id, **{c: values[c][i] for c in LABEL_COLUMNS}}
 
   FashionProductImages.name = NAME
   return FashionProductImages
@@ -159,4 +158,3 @@ def load_tfds(data_config, columns, seed: int, where: str):
                         rows=np.arange(len(ids)), ids=np.asarray(ids, dtype=object),
                         columns={c: np.asarray(v, dtype=object) for c, v in values.items()})
   return table, report
-
