@@ -299,9 +299,6 @@ def test_half_written_checkpoint_is_never_the_latest(tmp_path):
   assert step == 1
 
 
-# Orbax leaves the coroutines of the failed read un-awaited; Python reports them as
-# "exception ignored" warnings. They are expected here.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
   workdir = tmp_path / "run"
   assert run_main(workdir, "--config.num_train_steps=4").returncode == 0
