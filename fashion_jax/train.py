@@ -203,6 +203,19 @@ def validate_config(config) -> None:
       raise ConfigError(f"config.{field}={value} must be positive.")
 
 
+def _validation_metrics(config, tasks, ema_decay: float) -> list[str]:
+  """The metric names validation reports, after checking the fields that name one."""
+  if not 0 <= ema_decay < 1:
+    raise ConfigError(f"config.ema_decay={ema_decay} must be in [0, 1) (0 = no EMA).")
+  names = tasks_lib.metric_keys(tasks, "val")
+  if ema_decay:
+    names += tasks_lib.metric_keys(tasks, "val_ema")
+  if config.checkpoint.best_metric and config.checkpoint.best_metric not in names:
+    raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
+                      f"not one of {names}.")
+  return names
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict:
   flat = {}
   for key, value in tree.items():
@@ -235,14 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   tasks = tasks_lib.parse_tasks(config.tasks)
   hierarchy.parse(config.get("hierarchy", ""), tasks)  # Fails now, not after training.
   ema_decay = float(config.get("ema_decay", 0.0))
-  if not 0 <= ema_decay < 1:
-    raise ConfigError(f"config.ema_decay={ema_decay} must be in [0, 1) (0 = no EMA).")
-  valid_metrics = tasks_lib.metric_keys(tasks, "val")
-  if ema_decay:
-    valid_metrics += tasks_lib.metric_keys(tasks, "val_ema")
-  if config.checkpoint.best_metric and config.checkpoint.best_metric not in valid_metrics:
-    raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
-                      f"not one of {valid_metrics}.")
+  valid_metrics = _validation_metrics(config, tasks, ema_decay)
   checkpoint_lib.check_workdir_writable(workdir)
   is_chief = jax.process_index() == 0
   if is_chief:
