@@ -165,7 +165,8 @@ def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best"
   run = trained.load(workdir, checkpoint, ema)
   out_dir = out_dir or os.path.join(run.workdir, "eval", split + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
-  data = pipeline.prepare_data(run.config, run.tasks, None)
+  # The run's own vocabularies (read, never rewritten): label ids as the model's outputs.
+  data = pipeline.prepare_data(run.config, run.tasks, run.workdir, write_files=False)
   tasks = data.tasks  # Bound to this data (class weights of the loss).
   totals, rows, grid = run_split(run, data, split, grid_images)
   by_name = {t.name: t for t in tasks}

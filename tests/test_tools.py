@@ -78,6 +78,33 @@ def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   assert set(sizes) | {"metrics.png", "metrics.json"} - {"metrics.json"} <= set(saved["files"])
 
 
+def test_evaluate_encodes_labels_with_the_runs_own_classes(tmp_path):
+  data_root = tmp_path / "data"
+  shutil.copytree(SAMPLE_DIR, data_root)
+  config = tiny_config(tasks={"gender": task_config("softmax", "gender")},
+                       root=str(data_root))
+  config.checkpoint.best_metric = "val/gender/accuracy"
+  run = str(tmp_path / "run")
+  train.train_and_evaluate(config, run)
+  # The data drifts after training: 'Men' and 'Unisex' swap, so a vocabulary rebuilt
+  # from it (ordered by frequency) would give those class ids to other names.
+  csv_path = data_root / "styles.csv"
+  csv_path.write_text(csv_path.read_text().replace(",Men,", ",TMP,").replace(
+      ",Unisex,", ",Men,").replace(",TMP,", ",Unisex,"))
+  from fashion_jax.data import pipeline
+  from fashion_jax import tasks as tasks_lib
+  test_rows = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None).splits[
+      "test"].table.columns["gender"].tolist()
+  assert test_rows.count("Men") != test_rows.count("Unisex")  # Else the check below is moot.
+  evaluate.evaluate_workdir(run, "test", "latest")
+  with open(os.path.join(run, "eval", "test", "gender_per_class.csv")) as f:
+    support = {row["class"]: int(row["support"]) for row in csv.DictReader(f)}
+  # Rows in the order of the model's outputs: the classes the run was trained with.
+  assert list(support) == list(trained.load(run, "latest").task("gender").classes)
+  assert support["Men"] == test_rows.count("Men")
+  assert support["Unisex"] == test_rows.count("Unisex")
+
+
 def test_confusion_folding_keeps_every_count():
   confusion = np.arange(36).reshape(6, 6)
   folded, names = plots.fold_confusion(confusion, list("abcdef"), 3)
