@@ -130,13 +130,19 @@ class Checkpoints:
     meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     return meta.meta
 
-  def restore_extra(self, step: int) -> dict:
-    """The `extra` dict saved with `step` ({} for checkpoints written without one)."""
-    return self._meta(step).get("extra") or {}
-
   def restore(self, step: int, state, data_iterator=None):
     """Restores `step` into the shapes, dtypes and shardings of `state`."""
-    meta = self._meta(step)
+    return self._restore(step, state, data_iterator)[0]
+
+  def _restore(self, step: int, state, data_iterator):
+    """(state, the run's description saved with it); a damaged checkpoint raises
+    CheckpointReadError, one of another setup or program CheckpointMismatchError."""
+    try:
+      meta = self._meta(step)
+    except errors.CheckpointMismatchError:
+      raise
+    except Exception as e:  # Orbax/tensorstore raise many types for a damaged file.
+      raise self._read_error(step, e) from e
     differences = {k: {"checkpoint": meta.get(k), "config": v}
                    for k, v in self.signature.items() if meta.get(k) != v}
     if differences:
@@ -149,9 +155,17 @@ class Checkpoints:
     items = {"state": ocp.args.StandardRestore(abstract)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # As above.
+      raise self._read_error(step, e) from e
     logging.info("Restored checkpoint %s/%d", self.directory, step)
-    return restored.state
+    return restored.state, meta
+
+  def _read_error(self, step: int, error: Exception) -> errors.CheckpointReadError:
+    return errors.CheckpointReadError(
+        f"Cannot read the checkpoint of step {step} in {self.directory} "
+        f"({type(error).__name__}: {str(error).splitlines()[0][:300]})")
 
   def restore_latest(self, state, data_iterator):
     """(step, state, extra) of the newest checkpoint that restores; (0, state, {}) if none.
@@ -163,20 +177,17 @@ class Checkpoints:
     failures = []
     for step in reversed(self.all_steps()):
       try:
-        restored = self.restore(step, state, data_iterator)
-        extra = self.restore_extra(step)
-      except errors.CheckpointMismatchError:
-        raise
-      except Exception as e:  # Orbax/tensorstore raise many types for a damaged file.
-        failures.append(f"step {step}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        restored, meta = self._restore(step, state, data_iterator)
+      except errors.CheckpointReadError as e:
+        failures.append(str(e))
         logging.error("Cannot restore checkpoint %s/%d (%s); trying an older one.",
-                      self.directory, step, failures[-1])
+                      self.directory, step, e)
         continue
       if failures:
         self._set_aside([s for s in self.all_steps() if s > step])
         logging.warning("Resumed from step %d; unreadable newer checkpoints (renamed "
                         "*.unreadable): %s", step, failures)
-      return step, restored, extra
+      return step, restored, meta.get("extra") or {}
     if failures:
       raise errors.CheckpointMismatchError(
           f"No checkpoint in {self.directory} can be restored: {failures}. Move the folder "

@@ -16,6 +16,10 @@ class CheckpointMismatchError(ValueError):
   """A workdir whose checkpoint does not fit the current config."""
 
 
+class CheckpointReadError(CheckpointMismatchError):
+  """A checkpoint whose files cannot be read (damaged after it was written)."""
+
+
 class WorkdirError(OSError):
   """The workdir cannot be written (permissions, a full disk); nothing written is lost."""
 

@@ -22,7 +22,7 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
-from fashion_jax.errors import CheckpointMismatchError, ConfigError
+from fashion_jax.errors import CheckpointReadError, ConfigError
 
 CHECKPOINT_CHOICES = "best, latest or a step number"
 
@@ -74,10 +74,10 @@ def _pick_step(checkpoints, which: str, workdir: str) -> int:
     step = int(which)
   except ValueError as e:
     raise ConfigError(f"--checkpoint={which!r}: expected {CHECKPOINT_CHOICES}.") from e
-  available = checkpoints.manager.all_steps()
+  available = checkpoints.all_steps()
   if step not in available:
     raise ConfigError(f"--checkpoint={step}: {workdir} has checkpoints at steps "
-                      f"{sorted(available)}.")
+                      f"{available}.")
   return step
 
 
@@ -105,13 +105,9 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
     step = _pick_step(checkpoints, str(checkpoint), workdir)
     try:
       state = checkpoints.restore(step, state)
-    except CheckpointMismatchError:
-      raise
-    except Exception as e:  # A damaged file: say which, and what else there is.
-      raise CheckpointMismatchError(
-          f"Cannot read the checkpoint of step {step} in {checkpoints.directory} "
-          f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); choose another with "
-          f"--checkpoint=<step> (steps: {checkpoints.all_steps()}).") from e
+    except CheckpointReadError as e:  # A damaged file: say what else there is.
+      raise CheckpointReadError(f"{e}; choose another with --checkpoint=<step> "
+                                f"(steps: {checkpoints.all_steps()}).") from e
   finally:
     checkpoints.close()
   return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,
