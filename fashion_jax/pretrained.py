@@ -132,21 +132,22 @@ def save_backbone(converted: dict, out_dir: str, model: str) -> None:
 def _run_backbone(workdir: str, model: str) -> dict:
   """The backbone of the latest checkpoint of another fashion_jax run (any tasks)."""
   import orbax.checkpoint as ocp
+  # Here, not at the top: trained imports train (which imports this module), and
+  # checkpoint brings grain, which the weights-import CLI does not need.
+  from fashion_jax import checkpoint as checkpoint_lib
+  from fashion_jax import trained
   workdir = os.path.abspath(workdir)
-  try:
-    with open(os.path.join(workdir, "config.json")) as f:
-      saved_model = json.load(f)["model"]["name"]
-  except (OSError, ValueError, KeyError) as e:
-    raise DataError(f"{workdir}: no readable config.json; not a fashion_jax run.") from e
+  saved_model = trained.read_config(workdir).model.name
   if saved_model != model:
     raise ConfigError(f"config.model.pretrained={workdir} is a {saved_model} run but "
                       f"config.model.name={model!r}.")
-  with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as manager:
+  directory = os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR)
+  with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step()
   if step is None:
     raise DataError(f"config.model.pretrained={workdir} has no checkpoint yet.")
   with ocp.StandardCheckpointer() as checkpointer:
-    state = checkpointer.restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+    state = checkpointer.restore(os.path.join(directory, str(step), "state"))
   logging.info("Backbone from %s, step %d", workdir, step)
   # State leaves end in 'value' (nnx Variables); the converted weights' keys do not.
   return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(state["0"]["backbone"]).items()}

@@ -14,7 +14,7 @@ import os
 import sys
 
 import numpy as np
-from absl import flags, logging
+from absl import flags
 
 from fashion_jax import cli, errors, metrics, plots, trained
 from fashion_jax.data import transforms
@@ -48,7 +48,6 @@ def embed(run, task, paths, batch_size: int = 32) -> tuple[np.ndarray, list[str]
   vectors, kept = [], []
   for path, outputs, error in trained.predict_files(run, paths, batch_size):
     if error:
-      logging.warning("Skipping %s: %s", path, error)
       print(f"warning: skipping {path}: {error}", file=sys.stderr)
       continue
     vectors.append(outputs[task.name])
