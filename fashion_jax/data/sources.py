@@ -176,7 +176,7 @@ def read_styles_csv(csv_path: str, image_dir: str, columns: Sequence[str],
   return ids, values, paths
 
 
-def _make_table(images, ids, values: dict[str, list[str]], source: str, **extra) -> Table:
+def make_table(images, ids, values: dict[str, list[str]], source: str, **extra) -> Table:
   if not ids:
     raise DataError(f"{source}: no usable rows (see the warnings above for why).")
   return Table(images=images, rows=np.arange(len(ids)), ids=np.asarray(ids, dtype=object),
@@ -194,7 +194,7 @@ def load_product_images(data_config, columns: Sequence[str], seed: int,
   report = DataReport(source=csv_path)
   ids, values, paths = read_styles_csv(csv_path, os.path.join(root, "images"), columns, report)
   report.log()
-  return _make_table(FileImages(paths), ids, values, csv_path), report
+  return make_table(FileImages(paths), ids, values, csv_path), report
 
 
 def _open_hf_dataset(name_or_path: str, split: str, where: str):
@@ -239,7 +239,7 @@ def load_hugging_face(data_config, columns: Sequence[str], seed: int,
         report.add(f"empty '{c}' labels (masked for that task)", f"{name}[{i}] id={row_id}")
       values[c].append(value)
   report.log()
-  return _make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
+  return make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
 
 
 def _deepfashion_root(data_config, where: str, benchmark: str) -> str:
@@ -289,7 +289,7 @@ def load_deepfashion_category(data_config, columns: Sequence[str], seed: int,
                              for row in data.attribute_labels])
   _check_columns(columns, available, f"DeepFashion {annotations} category/attribute data")
   paths = [os.path.join(root, name) for name in data.image_names]
-  table = _make_table(FileImages(paths), data.image_names,
+  table = make_table(FileImages(paths), data.image_names,
                       {c: available[c]() for c in columns}, root, splits=data.splits,
                       boxes=data.bboxes)
   return table, DataReport(source=root)
@@ -333,7 +333,7 @@ def load_deepfashion_inshop(data_config, columns: Sequence[str], seed: int,
       roles[i] = "gallery" if item in first_seen else "query"
       first_seen.add(item)
   paths = [os.path.join(root, name) for name in data.image_names]
-  table = _make_table(FileImages(paths), data.image_names,
+  table = make_table(FileImages(paths), data.image_names,
                       {c: available[c]() for c in columns}, root, splits=splits, roles=roles,
                       boxes=data.bboxes)
   return table, DataReport(source=root)

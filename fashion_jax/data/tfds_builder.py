@@ -21,8 +21,6 @@ and is imported only here.
 
 import os
 
-import numpy as np
-
 from fashion_jax.data import sources
 from fashion_jax.data.report import DataReport
 from fashion_jax.errors import DataError
@@ -152,9 +150,5 @@ def load_tfds(data_config, columns, seed: int, where: str):
         report.add(f"empty '{c}' labels (masked for that task)", f"{description}[{i}]")
       values[c].append(value)
   report.log()
-  if not ids:
-    raise DataError(f"{where}: TFDS dataset {description!r} has no rows.")
-  table = sources.Table(images=TfdsImages(data_source, description),
-                        rows=np.arange(len(ids)), ids=np.asarray(ids, dtype=object),
-                        columns={c: np.asarray(v, dtype=object) for c, v in values.items()})
-  return table, report
+  return sources.make_table(TfdsImages(data_source, description), ids, values,
+                            f"{where}: TFDS dataset {description!r}"), report
