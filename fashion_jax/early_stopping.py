@@ -26,6 +26,8 @@ class EarlyStopping:
                         f"{valid_metrics}.")
     if self.mode not in ("max", "min"):
       raise ConfigError(f"config.early_stopping.mode={self.mode!r}: expected max or min.")
+    if not self.min_delta >= 0:
+      raise ConfigError(f"config.early_stopping.min_delta={self.min_delta} must be >= 0.")
 
   @property
   def stopped(self) -> bool:

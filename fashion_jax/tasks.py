@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fashion_jax import checks
 from fashion_jax import class_weights as class_weights_lib
 from fashion_jax import losses
 from fashion_jax import metrics
@@ -56,6 +57,9 @@ class TaskKind:
   def metric_names(self, task: Task) -> tuple[str, ...]:
     """What `summarize` returns (those known before the data is read)."""
     raise NotImplementedError
+
+  def check_options(self, options: dict, field: str) -> None:
+    """Checks the kind's own config fields; `field` is e.g. 'tasks.gender'."""
 
   def head_size(self, task: Task, num_classes: int) -> int:
     return num_classes
@@ -110,6 +114,12 @@ class Softmax(TaskKind):
   def metric_names(self, task):
     return ("loss", "accuracy", "macro_f1", *(f"top{k}_accuracy" for k in task.option("top_k")))
 
+  def check_options(self, options, field):
+    checks.number(options["label_smoothing"], f"{field}.label_smoothing", 0, 1, high_open=True)
+    checks.choice(options["class_weighting"], f"{field}.class_weighting",
+                  class_weights_lib.WEIGHTINGS)
+    checks.number(options["effective_beta"], f"{field}.effective_beta", 0, 1, high_open=True)
+
   def loss(self, task, output, labels, mask):
     weights = jnp.asarray(task.class_weights) if task.class_weights else None
     return losses.softmax_cross_entropy(output, labels, mask, task.option("label_smoothing"),
@@ -150,6 +160,15 @@ class Sigmoid(TaskKind):
   def metric_names(self, task):
     return ("loss", "micro_f1", "macro_f1", "hamming_loss", "mAP",
             *(f"top{k}_recall" for k in task.option("top_k")))
+
+  def check_options(self, options, field):
+    checks.number(options["pos_weight"], f"{field}.pos_weight", 0, low_open=True)
+    checks.number(options["max_pos_weight"], f"{field}.max_pos_weight", 1)
+    checks.number(options["threshold"], f"{field}.threshold", 0, 1, low_open=True,
+                  high_open=True)
+    if not isinstance(options["separator"], str) or not options["separator"]:
+      raise ConfigError(f"config.{field}.separator={options['separator']!r} must be a "
+                        "non-empty string (what joins the labels of one row, e.g. '|').")
 
   def groups(self, task) -> dict[str, tuple[int, ...]]:
     separator = task.option("group_separator")
@@ -213,6 +232,10 @@ class Embedding(TaskKind):
   def metric_names(self, task):
     return ("loss", *(f"recall_at_{k}" for k in task.option("recall_ks")))
 
+  def check_options(self, options, field):
+    checks.number(options["dim"], f"{field}.dim", 1, integer=True)
+    checks.number(options["margin"], f"{field}.margin", 0)
+
   def head_size(self, task, num_classes):
     return task.option("dim")
 
@@ -271,13 +294,9 @@ def parse_tasks(tasks_config) -> list[Task]:
     if unknown:
       raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for kind '{kind}'; "
                        f"allowed: {sorted(_COMMON_FIELDS | set(spec.options))}.")
-    weighting = entry.get("class_weighting", "none")
-    if kind == "softmax" and weighting not in class_weights_lib.WEIGHTINGS:
-      raise ConfigError(f"{where}.class_weighting={entry['class_weighting']!r} is not one of "
-                        f"{sorted(class_weights_lib.WEIGHTINGS)}.")
+    checks.number(entry.get("weight", 1.0), f"tasks.{name}.weight", 0)
+    checks.number(entry.get("min_count", 1), f"tasks.{name}.min_count", 1, integer=True)
     weight = float(entry.get("weight", 1.0))
-    if weight < 0:
-      raise ConfigError(f"{where}.weight={weight} must be >= 0.")
     options = {**spec.options, **{k: entry[k] for k in spec.options if k in entry}}
     for key, default in spec.options.items():
       if isinstance(default, tuple):  # Hashable (tasks are static jit arguments), sorted.
@@ -288,6 +307,7 @@ def parse_tasks(tasks_config) -> list[Task]:
                             "such as (1, 5).") from e
         if any(v <= 0 for v in options[key]):
           raise ConfigError(f"{where}.{key}={options[key]!r}: values must be positive.")
+    spec.check_options(options, f"tasks.{name}")
     tasks.append(Task(name=name, kind=kind, column=entry["column"], weight=weight,
                       min_count=int(entry.get("min_count", 1)),
                       dataset=str(entry.get("dataset", "")),

@@ -21,19 +21,19 @@ from flax import nnx
 from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import early_stopping as early_stopping_lib
-from fashion_jax import hierarchy
 from fashion_jax import metric_window
 from fashion_jax import optim
 from fashion_jax import parallel
 from fashion_jax import preemption
 from fashion_jax import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
+from fashion_jax import validation
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 from fashion_jax.models import build_model
 from fashion_jax.writers import metric_writers
 from fashion_jax.writers import periodic_actions
-from fashion_jax.errors import ConfigError, DataError
+from fashion_jax.errors import DataError
 
 CONFIG_FILE = "config.json"
 MODEL, OPTIMIZER, EMA = 0, 1, 2  # Parts of the train state.
@@ -187,35 +187,6 @@ def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str,
   return results
 
 
-def validate_config(config) -> None:
-  """Checks the fields that would otherwise fail deep inside a run."""
-  if config.batch_size <= 0:
-    raise ConfigError(f"config.batch_size={config.batch_size} must be positive.")
-  if config.num_train_steps <= 0 and config.num_epochs <= 0:
-    raise ConfigError("Set config.num_train_steps or config.num_epochs to a positive value.")
-  bad_samples_lib.check_policy(config.data.bad_samples)
-  metric_window.check_policy(config.nonfinite_policy)
-  periods = {"log_every_steps": config.log_every_steps,
-             "eval_every_steps": config.eval_every_steps,
-             "checkpoint.every_steps": config.checkpoint.every_steps}
-  for field, value in periods.items():
-    if value <= 0:
-      raise ConfigError(f"config.{field}={value} must be positive.")
-
-
-def _validation_metrics(config, tasks, ema_decay: float) -> list[str]:
-  """The metric names validation reports, after checking the fields that name one."""
-  if not 0 <= ema_decay < 1:
-    raise ConfigError(f"config.ema_decay={ema_decay} must be in [0, 1) (0 = no EMA).")
-  names = tasks_lib.metric_keys(tasks, "val")
-  if ema_decay:
-    names += tasks_lib.metric_keys(tasks, "val_ema")
-  if config.checkpoint.best_metric and config.checkpoint.best_metric not in names:
-    raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
-                      f"not one of {names}.")
-  return names
-
-
 def _flatten(tree: dict, prefix: str = "") -> dict:
   flat = {}
   for key, value in tree.items():
@@ -243,21 +214,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Re-running with the same workdir resumes from the latest checkpoint. Returns the
   final validation (and test) metrics.
   """
-  validate_config(config)
+  # Setup: everything is checked and built before anything is written to the workdir, so
+  # a run that fails to start (a bad field, unreadable data) leaves it as it was.
+  tasks = validation.validate_config(config)
   parallel.maybe_initialize_distributed(config.distributed)
-  tasks = tasks_lib.parse_tasks(config.tasks)
-  hierarchy.parse(config.get("hierarchy", ""), tasks)  # Fails now, not after training.
   ema_decay = float(config.get("ema_decay", 0.0))
-  valid_metrics = _validation_metrics(config, tasks, ema_decay)
+  valid_metrics = validation.validation_metrics(config, tasks)
   checkpoint_lib.check_workdir_writable(workdir)
   is_chief = jax.process_index() == 0
-  if is_chief:
-    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-      f.write(config.to_json_best_effort(indent=1))
 
   mesh = parallel.make_mesh()
   local_batch = parallel.per_process_batch_size(config.batch_size)
-  data = pipeline.prepare_data(config, tasks, workdir, write_files=is_chief)
+  data = pipeline.prepare_data(config, tasks, workdir, write_files=False)
   tasks = data.tasks
   train_splits = data.split("train")
   # With several datasets an "epoch" is one pass over their summed training splits.
@@ -285,8 +253,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   checkpoint_lib.check_free_space(workdir, state, config.checkpoint.keep)
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
   window = metric_window.MetricWindow(config.nonfinite_policy, config.max_skipped_steps)
-  bad = bad_samples_lib.BadSamples(
-      config.data.bad_samples, bad_samples_lib.report_path(workdir, jax.process_index()))
   start_step, state, extra = checkpoints.restore_latest(state, train_iter)
   if start_step:
     balancer.load_state_dict(extra.get("balancer", {}))
@@ -294,6 +260,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     window.load_state_dict(extra.get("metric_window", {}))
     logging.info("Resuming at step %d of %d", start_step, total_steps)
 
+  # The run starts: its config and what it learned from the data go to the workdir.
+  if is_chief:
+    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+      f.write(config.to_json_best_effort(indent=1))
+    data.save(workdir)
+  bad = bad_samples_lib.BadSamples(
+      config.data.bad_samples, bad_samples_lib.report_path(workdir, jax.process_index()))
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start_step == 0:
     writer.write_hparams(_flatten(config.to_dict()))

@@ -62,3 +62,14 @@ def test_bfloat16_compute_keeps_float32_parameters():
   out = model(jnp.zeros((2, 32, 32, 3), jnp.uint8))
   assert out["t"].dtype == jnp.float32
   assert {x.dtype for x in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
+
+
+def test_l2_normalize_has_a_finite_gradient_at_the_zero_vector():
+  from fashion_jax.models.heads import l2_normalize
+  x = jnp.asarray([[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]])
+  np.testing.assert_allclose(l2_normalize(x), [[0, 0, 0], [0.6, 0, 0.8]], atol=1e-7)
+  grad = jax.grad(lambda x: jnp.sum(l2_normalize(x) * jnp.asarray([1.0, 2.0, 3.0])))(x)
+  assert np.isfinite(grad).all()
+  # Away from 0 it is the true gradient of x / ||x||.
+  reference = jax.grad(lambda v: jnp.sum(v / jnp.linalg.norm(v) * jnp.asarray([1.0, 2.0, 3.0])))
+  np.testing.assert_allclose(grad[1], reference(x[1]), rtol=1e-6)

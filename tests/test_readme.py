@@ -11,7 +11,7 @@ from ml_collections import config_flags
 
 from conftest import REPO
 from fashion_jax import tasks as tasks_lib
-from fashion_jax import train
+from fashion_jax import validation
 from fashion_jax.data import pipeline, sources
 
 DOCS = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
@@ -50,7 +50,7 @@ def test_the_docs_have_training_commands():
 @pytest.mark.parametrize("where,command", _commands())
 def test_documented_command_gives_a_valid_config(where, command):
   config = _parse(command)
-  train.validate_config(config)
+  validation.validate_config(config)
   tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   assert tasks
   for name in config.datasets:

@@ -118,3 +118,21 @@ def test_hugging_face_source_reads_local_copies(tmp_path, layout):
   with open(os.path.join(sources.SAMPLE_DIR, "images", f"{rows[5]['id']}.jpg"), "rb") as f:
     assert table.image(5) == f.read()
   assert np.all(table.rows == np.arange(len(rows)))
+
+
+def test_hub_name_without_network_says_how_to_use_a_local_copy(tmp_path):
+  from conftest import run_main
+  # A closed local port stands in for the hub: no network reaches it.
+  result = run_main(tmp_path / "run", "--config.datasets.products.source=hugging_face",
+                    "--config.datasets.products.root=ashraq/fashion-product-images-small",
+                    "--config.num_train_steps=2",
+                    env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0",
+                         "HF_DATASETS_OFFLINE": "0",
+                         "HF_HOME": str(tmp_path / "hf_home")})  # An empty cache.
+  assert result.returncode == 2, result.stderr[-3000:]
+  message = result.stderr.splitlines()[-1]
+  assert message.startswith("fashion_jax: DataError: config.datasets.products.root="
+                            "'ashraq/fashion-product-images-small'")
+  for hint in ("hub cannot be reached", "save_to_disk()", ".parquet", "HF_DATASETS_OFFLINE=1"):
+    assert hint in message
+  assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import optim, parallel, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
+from fashion_jax.errors import ConfigError
 
 
 def _setup(config, mesh=None):
@@ -238,3 +239,50 @@ def test_config_typo_and_bad_values_fail_with_the_field_name(tmp_path):
   assert bad_metric.returncode == 2
   assert "config.checkpoint.best_metric='val/nope/accuracy'" in bad_metric.stderr
   assert "Traceback" not in bad_metric.stderr
+
+
+@pytest.mark.parametrize("image_size", [32, 40, 48, 64])
+def test_mtl_tasks_train_with_finite_gradients_down_to_the_total_stride(image_size):
+  # At 32 px the last stage is 1x1: when the batch shares its corner pixel (white
+  # backgrounds) every feature can be cut to 0 and the embedding head outputs exactly 0,
+  # whose L2 normalisation had a NaN gradient.
+  from conftest import load_config
+  config = load_config("mtl")
+  config.datasets.products.root = ""
+  config.model.name = "resnet_tiny"  # At its default width, as a user would run it.
+  config.data.image_size = image_size
+  config.batch_size = 8
+  tasks, data, state, train_fn, _, mesh = _setup(config)
+  assert any(t.kind == "embedding" for t in tasks)
+  batches = pipeline.train_iterator(data.splits["train"], config.data, 8, config.seed)
+  for step in range(3):
+    state, metrics = train_fn(state, parallel.shard_batch(next(batches), mesh))
+    assert np.isfinite(metrics["grad_norm"]), (image_size, step)
+    assert np.isfinite(metrics["loss/total"]), (image_size, step)
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+          for d, _, files in os.walk(folder) for f in files}
+
+
+def test_a_rerun_that_fails_to_start_leaves_the_workdir_byte_identical(tmp_path):
+  workdir = tmp_path / "run"
+  config = tiny_config()
+  config.num_train_steps = 2
+  train.train_and_evaluate(config, str(workdir))
+  before = _snapshot(workdir)
+  assert "config.json" in before and "vocab.json" in before
+  # A dataset field that is only read once the data is: the workdir was overwritten
+  # before it was checked.
+  result = run_main(workdir, "--config.num_train_steps=2",
+                    "--config.datasets.products.sampler=bogus")
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "config.datasets.products.sampler='bogus' is not one of" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert _snapshot(workdir) == before
+  # A check that needs the data (the run's length): same.
+  config.stages = {"heads": {"until_step": 50, "tasks": "", "frozen_backbone": True}}
+  with pytest.raises(ConfigError, match="until_step=50"):
+    train.train_and_evaluate(config, str(workdir))
+  assert _snapshot(workdir) == before

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from fashion_jax import checks
 from fashion_jax import hierarchy as hierarchy_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import bad_samples, sources
@@ -69,6 +70,22 @@ class Data:
   tasks: list  # The configured tasks, with their dataset resolved and their classes bound.
   vocabs: dict[str, vocab_lib.Vocab]
   datasets: dict[str, dict[str, SplitData]]  # dataset name -> split name -> data.
+  reports: dict = dataclasses.field(default_factory=dict)  # dataset name -> DataReport.
+  hierarchy: dict = dataclasses.field(default_factory=dict)  # Learned parents (hierarchy.py).
+  vocabs_saved: bool = False  # The vocabularies were read from the workdir.
+
+  def save(self, workdir: str) -> None:
+    """Writes what the run learned from the data next to its checkpoints: vocabularies
+    (unless they came from there), data report, class weights, hierarchy."""
+    if not self.vocabs_saved:
+      vocab_lib.save_vocabs(os.path.join(workdir, VOCAB_FILE), self.vocabs)
+      self.vocabs_saved = True
+    _save_reports(os.path.join(workdir, REPORT_FILE), self.reports)
+    # What the loss weighed each class with.
+    with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
+      json.dump({t.name: list(t.class_weights) for t in self.tasks if t.class_weights}, f,
+                indent=1)
+    hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE), self.hierarchy)
 
   @property
   def splits(self) -> dict[str, SplitData]:
@@ -155,11 +172,8 @@ def _split_rows(table, dataset_config, seed: int, where: str) -> dict[str, np.nd
                                      seed, where)
 
 
-def _identity_task(tasks, dataset_config, where: str):
+def identity_task_of(tasks, dataset_config, where: str):
   """The embedding task whose identities a P x K sampler groups by, if any."""
-  if dataset_config.sampler not in ("auto", "random", "pk"):
-    raise ConfigError(f"{where}.sampler={dataset_config.sampler!r} is not one of "
-                      "['auto', 'pk', 'random'].")
   embeddings = [t.name for t in tasks if t.kind == "embedding"]
   if dataset_config.sampler == "random" or not embeddings:
     if dataset_config.sampler == "pk":
@@ -174,9 +188,10 @@ def _identity_task(tasks, dataset_config, where: str):
 def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -> Data:
   """Reads every configured dataset, splits it, and builds (or reloads) the vocabularies.
 
-  The vocabularies, data report, class weights and hierarchy go to `workdir` when
-  `write_files` (one process of a multi-host run writes; the others build the same
-  ones from the same data).
+  A workdir's saved vocabularies are reused (a resumed run keeps its label ids). With
+  `write_files`, `Data.save(workdir)` writes what the run learned from the data; a
+  trainer passes False and saves once every other check has passed, so that a run that
+  fails to start leaves its workdir as it was.
   """
   tasks = resolve_datasets(tasks, config.datasets)
   tables, reports = {}, {}
@@ -195,20 +210,19 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
     if len(tables[name]["train"]) == 0:
       raise DataError(f"{where}: the training split is empty after reading and filtering.")
   vocab_path = os.path.join(workdir, VOCAB_FILE) if workdir else None
-  if vocab_path and os.path.exists(vocab_path):
+  saved_vocabs = bool(vocab_path and os.path.exists(vocab_path))
+  if saved_vocabs:
     vocabs = vocab_lib.load_vocabs(vocab_path)
     check_saved_vocabs(vocabs, tasks, vocab_path)
   else:
     vocabs = _build_vocabs({n: t["train"] for n, t in tables.items()}, tasks, datasets_config)
-    if vocab_path and write_files:
-      vocab_lib.save_vocabs(vocab_path, vocabs)
 
   datasets = {}
   for name, split_tables in tables.items():
     dataset_config = datasets_config[name]
     where = f"config.datasets.{name}"
-    identity_task = _identity_task([t for t in tasks if t.dataset == name], dataset_config,
-                                   where)
+    identity_task = identity_task_of([t for t in tasks if t.dataset == name], dataset_config,
+                                     where)
     datasets[name] = {}
     for split, table in split_tables.items():
       data = encode_split(table, tasks, vocabs, name)
@@ -224,18 +238,16 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
       _report_unknown_labels(data, [t for t in tasks if t.dataset == name], split,
                              reports[name])
     logging.info("%s split sizes: %s", where, {k: len(v) for k, v in datasets[name].items()})
-  if workdir and write_files:
-    _save_reports(os.path.join(workdir, REPORT_FILE), reports)
   logging.info("Classes per task: %s", {k: len(v) for k, v in vocabs.items()})
   train_labels = {t.name: datasets[t.dataset]["train"].labels[t.name] for t in tasks}
   train_masks = {t.name: datasets[t.dataset]["train"].masks[t.name] for t in tasks}
   tasks = tasks_lib.bind_data(tasks, vocabs, train_labels, train_masks)
-  if workdir and write_files:  # Next to the vocabularies: what the loss weighed each class with.
-    with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
-      json.dump({t.name: list(t.class_weights) for t in tasks if t.class_weights}, f, indent=1)
-    hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE),
-                       hierarchy_lib.learn(config.get("hierarchy", ""), tasks, datasets))
-  return Data(tasks=tasks, vocabs=vocabs, datasets=datasets)
+  data = Data(tasks=tasks, vocabs=vocabs, datasets=datasets, reports=reports,
+              hierarchy=hierarchy_lib.learn(config.get("hierarchy", ""), tasks, datasets),
+              vocabs_saved=saved_vocabs)
+  if workdir and write_files:
+    data.save(workdir)
+  return data
 
 
 def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
@@ -384,17 +396,22 @@ class Augment(grain.transforms.RandomMap):
 
 
 def check_augment_config(c) -> None:
-  if not (0 < c.crop_scale[0] <= c.crop_scale[1] <= 1):
-    raise ConfigError(f"config.augment.crop_scale={tuple(c.crop_scale)}: need 0 < min <= max <= 1.")
+  checks.fraction_range(c.crop_scale, "augment.crop_scale")
   if not 0 < c.crop_ratio[0] <= c.crop_ratio[1]:
     raise ConfigError(f"config.augment.crop_ratio={tuple(c.crop_ratio)}: need 0 < min <= max.")
   for field in ("brightness", "contrast", "saturation"):
-    if not 0 <= c[field] < 1:
-      raise ConfigError(f"config.augment.{field}={c[field]} must be in [0, 1).")
-  if not 0 <= c.hue <= 0.5:
-    raise ConfigError(f"config.augment.hue={c.hue} must be in [0, 0.5].")
-  if not 0 <= c.erase_probability <= 1:
-    raise ConfigError(f"config.augment.erase_probability={c.erase_probability} must be in [0, 1].")
+    checks.number(c[field], f"augment.{field}", 0, 1, high_open=True)
+  checks.number(c.hue, "augment.hue", 0, 0.5)
+  checks.number(c.erase_probability, "augment.erase_probability", 0, 1)
+  checks.fraction_range(c.erase_area, "augment.erase_area")
+
+
+def check_data_config(c) -> None:
+  """`config.data`, less image_size (checked against the backbone, see models)."""
+  checks.number(c.num_workers, "data.num_workers", 0, integer=True)
+  checks.number(c.num_threads, "data.num_threads", 1, integer=True)
+  checks.number(c.prefetch_buffer_size, "data.prefetch_buffer_size", 0, integer=True)
+  bad_samples.check_policy(c.bad_samples)
 
 
 def _read_options(data_config) -> grain.ReadOptions:

@@ -16,7 +16,9 @@ from typing import Callable, Sequence
 import numpy as np
 from absl import logging
 
+from fashion_jax import checks
 from fashion_jax.data.report import DataReport
+from fashion_jax.data.vocab import RARE_POLICIES
 from fashion_jax.errors import ConfigError, DataError
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
@@ -209,13 +211,30 @@ def _open_hf_dataset(name_or_path: str, split: str, where: str):
       raise DataError(f"{name_or_path}: expected a .parquet or .arrow file or a folder.")
     loaded = datasets.load_dataset(kind, data_files=name_or_path)
   else:
-    loaded = datasets.load_dataset(name_or_path)
+    loaded = _load_from_hub(name_or_path, where)
   if isinstance(loaded, datasets.DatasetDict):
     if split not in loaded:
       raise DataError(f"{name_or_path}: no split '{split}' (has {list(loaded)}); "
                     f"set {where}.hf_split.")
     loaded = loaded[split]
   return loaded
+
+
+def _load_from_hub(name: str, where: str):
+  """A hub dataset (or its local cache); no network -> one message with the ways out."""
+  import datasets
+  try:
+    return datasets.load_dataset(name)
+  except ConnectionError as e:
+    raise DataError(
+        f"{where}.root={name!r}: no local folder or file has that name, and the Hugging "
+        f"Face hub cannot be reached to download it ({e}). Either point {where}.root at "
+        "a local copy - a folder written by datasets' save_to_disk() or a .parquet/.arrow "
+        "file, made where there is network - or, if this dataset was downloaded here "
+        "before, set HF_DATASETS_OFFLINE=1 to read it from the local cache.") from e
+  except FileNotFoundError as e:  # datasets' DatasetNotFoundError: no such hub dataset.
+    raise DataError(f"{where}.root={name!r} is neither a local folder or file nor a dataset "
+                    f"on the Hugging Face hub ({e}).") from e
 
 
 def load_hugging_face(data_config, columns: Sequence[str], seed: int,
@@ -269,8 +288,6 @@ def load_deepfashion_category(data_config, columns: Sequence[str], seed: int,
   root = _deepfashion_root(data_config, where, "Category and Attribute Prediction Benchmark")
   annotations = data_config.annotations
   loaders = {"coarse": deepfashion.load_category_attribute, "fine": deepfashion.load_fine}
-  if annotations not in loaders:
-    raise DataError(f"{where}.annotations={annotations!r} is not one of {sorted(loaders)}.")
   data = loaders[annotations](root)
   groups = (deepfashion.fine_attribute_groups(data.attribute_types) if annotations == "fine"
             else [])
@@ -320,8 +337,6 @@ def load_deepfashion_inshop(data_config, columns: Sequence[str], seed: int,
   splits = np.where(data.splits == "train", "train", "test").astype(object)
   roles = np.where(data.splits == "train", "", data.splits).astype(object)
   fraction = data_config.val_items_fraction
-  if not 0 <= fraction < 1:
-    raise DataError(f"{where}.val_items_fraction={fraction} must be in [0, 1).")
   train_items, counts = np.unique(data.item_ids[splits == "train"], return_counts=True)
   candidates = train_items[counts >= 2]
   num_val = min(len(candidates), max(1, round(fraction * len(train_items)))) if fraction else 0
@@ -361,6 +376,20 @@ class Source:
 DATASET_FIELDS = {"source": "", "root": "", "weight": 1.0, "rare_policy": "drop",
                   "sampler": "auto", "images_per_identity": 4, "crop_to_box": False,
                   "box_margin": 0.1}
+SAMPLERS = ("auto", "random", "pk")
+# What each dataset field accepts, checked before any data is read: (field path, value).
+_FIELD_CHECKS: dict[str, Callable] = {
+    "weight": lambda f, v: checks.number(v, f, 0),
+    "rare_policy": lambda f, v: checks.choice(v, f, RARE_POLICIES),
+    "sampler": lambda f, v: checks.choice(v, f, SAMPLERS),
+    # >= 2 where P x K sampling uses it (see pipeline.identity_task_of).
+    "images_per_identity": lambda f, v: checks.number(v, f, 1, integer=True),
+    "box_margin": lambda f, v: checks.number(v, f, 0),
+    "val_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),
+    "test_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),
+    "val_items_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),
+    "annotations": lambda f, v: checks.choice(v, f, ("coarse", "fine")),
+}
 # Sources without an official partition get a stratified one.
 _STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fraction": 0.1}
 
@@ -406,8 +435,17 @@ def resolve_dataset_config(dataset_config, where: str):
   fields = {**DATASET_FIELDS, **SOURCES[source].options}
   resolved = ml_collections.ConfigDict(
       {k: dataset_config[k] if k in dataset_config else v for k, v in fields.items()})
-  if resolved.weight < 0:
-    raise ConfigError(f"{where}.weight={resolved.weight} must be >= 0.")
+  prefix = where.removeprefix("config.")
+  for field, value in resolved.items():
+    if field in _FIELD_CHECKS:
+      _FIELD_CHECKS[field](f"{prefix}.{field}", value)
+  for field in ("csv_name", "hf_split", "tfds_name", "tfds_split", "stratify"):
+    if field in resolved and not resolved[field]:
+      raise ConfigError(f"{where}.{field} is empty: it needs a value (default "
+                        f"{SOURCES[source].options[field]!r}).")
+  if "val_fraction" in resolved and resolved.val_fraction + resolved.test_fraction >= 1:
+    raise ConfigError(f"{where}.val_fraction={resolved.val_fraction} and test_fraction="
+                      f"{resolved.test_fraction} leave no training split: their sum must be < 1.")
   return resolved
 
 

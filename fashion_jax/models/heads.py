@@ -1,13 +1,16 @@
 """The multi-task model: one backbone, one linear head per task."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fashion_jax.models import conv
-from fashion_jax.models.resnet import ResNet
+from fashion_jax import checks
 from fashion_jax.errors import ConfigError
+from fashion_jax.models import conv
+from fashion_jax.models.resnet import ARCHITECTURES, ResNet
 
 # ImageNet statistics (RGB, 0-255 scale); kept so that ImageNet weights can be imported.
 # numpy, not jnp: a jax array made at import would start the backend before
@@ -16,6 +19,22 @@ _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def l2_normalize(x: jax.Array, epsilon: float = 1e-6) -> jax.Array:
+  """x / max(||x||, epsilon) along the last axis, with a finite gradient at x = 0.
+
+  The plain form is NaN to differentiate at a zero vector: the norm's own gradient
+  x / ||x|| is 0/0 there, and multiplying it by the zero cotangent that `maximum`
+  passes down keeps the NaN. A zero embedding does happen: when every feature is cut by
+  the final ReLU (e.g. a 1x1 last feature map whose values the batch shares) the head
+  outputs its bias, which starts at zero. So the norm of a zero row is taken of a
+  stand-in row of ones and then replaced by 0 (the "double where"): its gradient is
+  finite, and every non-zero row is computed exactly as by the plain form.
+  """
+  nonzero = jnp.any(x != 0, axis=-1, keepdims=True)
+  norm = jnp.linalg.norm(jnp.where(nonzero, x, 1.0), axis=-1, keepdims=True)
+  return x / jnp.maximum(jnp.where(nonzero, norm, 0.0), epsilon)
 
 
 class MultiTaskModel(nnx.Module):
@@ -49,17 +68,33 @@ class MultiTaskModel(nnx.Module):
     for name, head in self.heads.items():
       y = head(features).astype(jnp.float32)
       if name in self.normalized_heads:
-        y = y / jnp.maximum(jnp.linalg.norm(y, axis=-1, keepdims=True), 1e-6)
+        y = l2_normalize(y)
       outputs[name] = y
     return outputs
+
+
+def check_config(model_config, image_size) -> None:
+  """`config.model`, and `config.data.image_size` against the backbone's total stride."""
+  checks.choice(model_config.name, "model.name", ARCHITECTURES)
+  checks.number(model_config.width, "model.width", 1, integer=True)
+  checks.choice(model_config.dtype, "model.dtype", DTYPES)
+  checks.choice(model_config.conv, "model.conv", conv.IMPLEMENTATIONS)
+  if model_config.pretrained and not os.path.exists(model_config.pretrained):
+    raise ConfigError(f"config.model.pretrained={model_config.pretrained!r} does not exist: "
+                      "give a weights file (.pth/.safetensors/.npz), a folder written by "
+                      "python -m fashion_jax.pretrained, or another run's workdir.")
+  if not (isinstance(image_size, int) and image_size >= ResNet.total_stride):
+    raise ConfigError(
+        f"config.data.image_size={image_size!r} must be an integer >= {ResNet.total_stride}: "
+        f"{model_config.name} divides the image side by {ResNet.total_stride}, so "
+        f"{ResNet.total_stride} px is its smallest input.")
 
 
 def build_model(model_config, tasks, vocabs, seed: int,
                 learned_loss_weights: bool = False) -> MultiTaskModel:
   """Builds the model for `tasks`; head sizes come from the vocabularies."""
   dtype_name = model_config.get("dtype", "float32")
-  if dtype_name not in DTYPES:
-    raise ConfigError(f"config.model.dtype={dtype_name!r} is not one of {sorted(DTYPES)}.")
+  checks.choice(dtype_name, "model.dtype", DTYPES)
   dtype = DTYPES[dtype_name]
   rngs = nnx.Rngs(seed)
   backbone = ResNet(model_config.name, width=model_config.width, dtype=dtype,

@@ -141,6 +141,10 @@ ARCHITECTURES = {
 class ResNet(nnx.Module):
   """Backbone: images [B, H, W, 3] (normalised) -> pooled features [B, num_features]."""
 
+  # Stem conv and max pool halve the input, as do stages 2-4: the last stage sees
+  # image_size / 32 pixels a side. A smaller input leaves it under one pixel (padding only).
+  total_stride = 32
+
   def __init__(self, name: str, *, width: int = 64, dtype=jnp.float32,
                conv_implementation: str = "xla", rngs: nnx.Rngs):
     if name not in ARCHITECTURES:

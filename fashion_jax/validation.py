@@ -1,0 +1,73 @@
+"""Every config field checked before a run reads its data or writes to its workdir.
+
+The module that owns a group of fields checks it (optim: `config.optimizer`, tasks: each
+task and its kind's options, data.sources: each dataset, ...); this module runs them
+all, plus the top-level fields. Checks that need the data (a stage's until_step against
+the run's length, a stratify column the table lacks) run when it has been read, still
+before training and before anything is written. docs/reliability.md lists what each
+field accepts.
+"""
+
+from fashion_jax import balancing
+from fashion_jax import checks
+from fashion_jax import early_stopping
+from fashion_jax import hierarchy
+from fashion_jax import metric_window
+from fashion_jax import models
+from fashion_jax import optim
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import pipeline
+from fashion_jax.data import sources
+from fashion_jax.errors import ConfigError
+
+BEST_MODES = ("max", "min")
+
+
+def validation_metrics(config, tasks) -> list[str]:
+  """The metric names validation reports, after checking the fields that name one."""
+  ema_decay = config.get("ema_decay", 0.0)
+  checks.number(ema_decay, "ema_decay", 0, 1, high_open=True)
+  names = tasks_lib.metric_keys(tasks, "val")
+  if ema_decay:
+    names += tasks_lib.metric_keys(tasks, "val_ema")
+  if config.checkpoint.best_metric and config.checkpoint.best_metric not in names:
+    raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is "
+                      f"not one of {names}.")
+  return names
+
+
+def _check_run_fields(config) -> None:
+  checks.number(config.seed, "seed", 0, integer=True)
+  checks.number(config.batch_size, "batch_size", 1, integer=True)
+  checks.number(config.num_train_steps, "num_train_steps", integer=True)
+  checks.number(config.num_epochs, "num_epochs", integer=True)
+  if config.num_train_steps <= 0 and config.num_epochs <= 0:
+    raise ConfigError(f"config.num_train_steps={config.num_train_steps} and config.num_epochs="
+                      f"{config.num_epochs}: set one of them to a positive value.")
+  for field in ("log_every_steps", "eval_every_steps"):
+    checks.number(config[field], field, 1, integer=True)
+  metric_window.check_policy(config.nonfinite_policy)
+  checks.number(config.max_skipped_steps, "max_skipped_steps", 0, integer=True)
+  checks.number(config.checkpoint.every_steps, "checkpoint.every_steps", 1, integer=True)
+  checks.number(config.checkpoint.keep, "checkpoint.keep", 1, integer=True)
+  checks.choice(config.checkpoint.best_mode, "checkpoint.best_mode", BEST_MODES)
+
+
+def validate_config(config) -> list[tasks_lib.Task]:
+  """Checks every field that can be checked without the data; returns the parsed tasks
+  with their datasets resolved."""
+  _check_run_fields(config)
+  pipeline.check_data_config(config.data)
+  pipeline.check_augment_config(config.get("augment") or pipeline.DEFAULT_AUGMENT)
+  models.check_config(config.model, config.data.image_size)
+  optim.check_config(config.optimizer)
+  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  for name, dataset_config in config.datasets.items():
+    where = f"config.datasets.{name}"
+    resolved = sources.resolve_dataset_config(dataset_config, where)
+    pipeline.identity_task_of([t for t in tasks if t.dataset == name], resolved, where)
+  hierarchy.parse(config.get("hierarchy", ""), tasks)
+  balancing.make_balancer(config.loss_balancing, len(tasks))
+  early_stopping.EarlyStopping(config.early_stopping, config.checkpoint,
+                               validation_metrics(config, tasks))
+  return tasks
