@@ -6,6 +6,7 @@ its workdir. `field` is the path as a user types it after `--config.`.
 """
 
 import math
+import os
 from typing import Any, Collection
 
 from fashion_jax.errors import ConfigError
@@ -48,3 +49,9 @@ def fraction_range(value: Any, field: str) -> None:
     raise ConfigError(f"config.{field}={value!r} must be a pair (min, max).") from e
   if not 0 < low <= high <= 1:
     raise ConfigError(f"config.{field}={tuple(value)}: need 0 < min <= max <= 1.")
+
+
+def existing_file(value: Any, field: str) -> None:
+  """'' (unset) or the path of a file that exists."""
+  if value and not os.path.isfile(value):
+    raise ConfigError(f"config.{field}={value!r}: no such file.")

@@ -251,3 +251,36 @@ def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float:
 def curve_area(fpr: np.ndarray, tpr: np.ndarray) -> float:
   """Area under a ROC curve from `roc_curve` (trapezoids)."""
   return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def label_scores(true_labels, predicted_labels, known) -> dict:
+  """Accuracy and macro-F1 of predicted label strings, the way the study scores every model.
+
+  A row counts unless its true label is empty or absent from `known` (the labels of the
+  training split: no model could have learnt it). A row whose class the model does not
+  predict (dropped as rare, folded into '<other>') counts as an error. Macro-F1 averages
+  the F1 of every label that is true or predicted on the scored rows (scikit-learn's
+  `f1_score(average='macro')`). Returns accuracy, macro_f1, n (rows scored) and
+  excluded (rows left out).
+  """
+  true_labels = np.asarray(true_labels, dtype=object)
+  predicted_labels = np.asarray(predicted_labels, dtype=object)
+  keep = np.asarray([bool(v) and v in known for v in true_labels], bool)
+  truth, guess = true_labels[keep], predicted_labels[keep]
+  f1 = []
+  for label in set(truth.tolist()) | set(guess.tolist()):
+    tp = np.sum((truth == label) & (guess == label))
+    fp = np.sum((truth != label) & (guess == label))
+    fn = np.sum((truth == label) & (guess != label))
+    f1.append(2 * tp / (2 * tp + fp + fn))
+  return {"accuracy": float(np.mean(truth == guess)) if len(truth) else float("nan"),
+          "macro_f1": float(np.mean(f1)) if f1 else float("nan"),
+          "n": int(keep.sum()), "excluded": int((~keep).sum())}
+
+
+def format_label_scores(scores: dict[str, dict]) -> str:
+  """{task: label_scores(...)} as a table: task, accuracy, macro-F1, n."""
+  lines = [f"  {'task':<16} {'accuracy':>8} {'macro_f1':>8} {'n':>6}"]
+  lines += [f"  {task:<16} {s['accuracy']:>8.4f} {s['macro_f1']:>8.4f} {s['n']:>6d}"
+            for task, s in scores.items()]
+  return "\n".join(lines)

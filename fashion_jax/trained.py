@@ -96,6 +96,11 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
   vocabs = vocab_lib.load_vocabs(vocab_path)
   pipeline.check_saved_vocabs(vocabs, tasks, vocab_path)
   tasks = tasks_lib.bind_data(tasks, vocabs)
+  weights_path = os.path.join(workdir, pipeline.CLASS_WEIGHTS_FILE)
+  if os.path.exists(weights_path):  # The loss's class weights, for the reported eval loss.
+    with open(weights_path) as f:
+      weights = json.load(f)
+    tasks = [dataclasses.replace(t, class_weights=tuple(weights.get(t.name, ()))) for t in tasks]
   mesh = parallel.make_mesh()
   # The optimizer only gives the checkpoint's structure; its schedule is irrelevant.
   tx, _ = optim.make_optimizer(config.optimizer, 1)

@@ -223,3 +223,29 @@ def test_hierarchy_consistent_predictions_by_hand():
   np.testing.assert_allclose(masked, [[0, 0, 0.875, 0.125]])
   # After either, every prediction is consistent.
   assert hierarchy.consistency(chosen, masked.argmax(-1), parents) == 1.0
+
+
+def test_label_scores_by_hand():
+  truth = ["a", "a", "b", "c", "rare", "", "new"]
+  guess = ["a", "b", "b", "b", "a", "a", "a"]
+  known = {"a", "b", "c", "rare"}  # 'new' never in training; '' has no label.
+  scores = metrics.label_scores(truth, guess, known)
+  assert scores["n"] == 5 and scores["excluded"] == 2
+  assert scores["accuracy"] == pytest.approx(2 / 5)  # 'rare' (a dropped class) is an error.
+  # F1 = 2tp / (2tp + fp + fn) per label among truth and predictions of the scored rows:
+  # a 2/4 (fp: rare, fn: a->b), b 2/4 (fp: a, c), c 0, rare 0.
+  assert scores["macro_f1"] == pytest.approx((0.5 + 0.5 + 0 + 0) / 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_scores_match_the_confusion_matrix_when_every_class_is_kept(seed):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 6, 200)
+  predicted = np.where(rng.random(200) < 0.6, labels, rng.integers(0, 6, 200))
+  names = np.asarray(list("abcdef"), dtype=object)
+  scores = metrics.label_scores(names[labels], names[predicted], set(names))
+  confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.asarray(predicted),
+                                       jnp.ones(200), 6)
+  reference = metrics.classification_metrics(confusion)
+  assert scores["accuracy"] == pytest.approx(float(reference["accuracy"]))
+  assert scores["macro_f1"] == pytest.approx(float(reference["macro_f1"]), rel=1e-6)

@@ -63,3 +63,47 @@ def test_stratified_split_is_deterministic_disjoint_and_proportional():
 def test_split_fractions_are_validated():
   with pytest.raises(ConfigError, match="val_fraction"):
     splits.stratified_split(np.array(["a"]), 0.6, 0.5, 0)
+
+
+def test_split_file_round_trip_and_errors_name_file_and_line(tmp_path):
+  from fashion_jax.errors import DataError
+  ids = np.asarray(["10", "11", "12", "13"], dtype=object)
+  path = str(tmp_path / "split.csv")
+  splits.write_split_file(path, {"train": ids[[0, 2]], "val": ids[[3]], "test": ids[[1]]})
+  rows = splits.read_split_file(path, ids, "where")
+  assert {k: v.tolist() for k, v in rows.items()} == {"train": [0, 2], "val": [3],
+                                                      "test": [1]}
+  # Ids the data lacks (rows skipped when read) are fine; data rows without a split are not.
+  assert splits.read_split_file(path, ids[:3], "where")["train"].tolist() == [0, 2]
+  with pytest.raises(DataError, match=r"1 of the 5 rows of the data have no split.*'99'"):
+    splits.read_split_file(path, np.append(ids, "99"), "where")
+  (tmp_path / "bad.csv").write_text("id,split\n10,train\n11,holdout\n")
+  with pytest.raises(DataError, match=r"bad.csv:3: expected '<id>,<split>'"):
+    splits.read_split_file(str(tmp_path / "bad.csv"), ids, "where")
+  (tmp_path / "twice.csv").write_text("id,split\n10,train\n10,test\n")
+  with pytest.raises(DataError, match=r"twice.csv:3: id '10' is listed twice"):
+    splits.read_split_file(str(tmp_path / "twice.csv"), ids, "where")
+  (tmp_path / "header.csv").write_text("10,train\n")
+  with pytest.raises(DataError, match="header 'id,split'"):
+    splits.read_split_file(str(tmp_path / "header.csv"), ids, "where")
+
+
+def test_seeds_share_a_split_and_a_run_writes_it_for_reuse(tmp_path):
+  from conftest import tiny_config
+  from fashion_jax import tasks as tasks_lib
+  from fashion_jax.data import pipeline
+
+  def test_ids(config, workdir=None):
+    tasks = tasks_lib.parse_tasks(config.tasks)
+    data = pipeline.prepare_data(config, tasks, workdir)
+    return {s: list(d.table.ids) for s, d in data.splits.items()}
+
+  config = tiny_config()
+  first = test_ids(config, str(tmp_path / "run"))
+  config.seed = 7  # Initialisation, shuffling and augmentation only.
+  assert test_ids(config) == first
+  config.datasets.products.split_seed = 1
+  assert test_ids(config)["test"] != first["test"]
+  # The written split file gives back the first split, whatever the split seed.
+  config.datasets.products.split_file = str(tmp_path / "run" / "split_products.csv")
+  assert test_ids(config) == first

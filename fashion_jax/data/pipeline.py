@@ -32,6 +32,7 @@ from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.errors import CheckpointMismatchError, ConfigError, DataError
 
 VOCAB_FILE = "vocab.json"
+SPLIT_FILE = "split_{dataset}.csv"  # Per dataset: id,split of every row the run read.
 REPORT_FILE = "data_report.json"
 CLASS_WEIGHTS_FILE = "class_weights.json"
 ROLES = sources.ROLES
@@ -80,12 +81,15 @@ class Data:
     if not self.vocabs_saved:
       vocab_lib.save_vocabs(os.path.join(workdir, VOCAB_FILE), self.vocabs)
       self.vocabs_saved = True
-    _save_reports(os.path.join(workdir, REPORT_FILE), self.reports)
+    save_reports(os.path.join(workdir, REPORT_FILE), self.reports)
     # What the loss weighed each class with.
     with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
       json.dump({t.name: list(t.class_weights) for t in self.tasks if t.class_weights}, f,
                 indent=1)
     hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE), self.hierarchy)
+    for name, split_data in self.datasets.items():
+      splits_lib.write_split_file(os.path.join(workdir, SPLIT_FILE.format(dataset=name)),
+                                  {s: d.table.ids for s, d in split_data.items()})
 
   @property
   def splits(self) -> dict[str, SplitData]:
@@ -164,12 +168,15 @@ def resolve_datasets(tasks, datasets_config) -> list:
   return resolved
 
 
-def _split_rows(table, dataset_config, seed: int, where: str) -> dict[str, np.ndarray]:
-  if table.splits is not None:
+def _split_rows(table, dataset_config, where: str) -> dict[str, np.ndarray]:
+  if table.splits is not None:  # The dataset's official partition.
     return {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
+  if dataset_config.split_file:
+    return splits_lib.read_split_file(dataset_config.split_file, table.ids,
+                                      f"{where}.split_file")
   return splits_lib.stratified_split(table.columns[dataset_config.stratify],
                                      dataset_config.val_fraction, dataset_config.test_fraction,
-                                     seed, where)
+                                     dataset_config.split_seed, where)
 
 
 def identity_task_of(tasks, dataset_config, where: str):
@@ -205,7 +212,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
       columns.add(dataset_config.stratify)
     table, reports[name] = sources.load_source(dataset_config, sorted(columns), config.seed,
                                                where)
-    rows = _split_rows(table, dataset_config, config.seed, where)
+    rows = _split_rows(table, dataset_config, where)
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
       raise DataError(f"{where}: the training split is empty after reading and filtering.")
@@ -250,6 +257,27 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
   return data
 
 
+def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[SplitData, object]:
+  """One split of a configured dataset ('all': every row), encoded with given
+  vocabularies (a trained run's): labels outside them are masked, and listed in the
+  returned DataReport. For scoring a trained model on its own or any other labelled data.
+  """
+  where = f"config.datasets.{dataset}"
+  dataset_config = sources.resolve_dataset_config(config.datasets[dataset], where)
+  own = [t for t in tasks if t.dataset == dataset]
+  columns = {t.column for t in own}
+  if split != "all" and "stratify" in dataset_config:
+    columns.add(dataset_config.stratify)
+  table, report = sources.load_source(dataset_config, sorted(columns), config.seed, where)
+  if split != "all":
+    table = table.subset(_split_rows(table, dataset_config, where)[split])
+  data = encode_split(table, tasks, vocabs, dataset)
+  if dataset_config.crop_to_box and table.boxes is not None:
+    data.box_margin = float(dataset_config.box_margin)
+  _report_unknown_labels(data, own, split, report)
+  return data, report
+
+
 def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
   """Labels outside a task's vocabulary (rare in, or absent from, the training split) are
   masked; the report says how many and which, per split."""
@@ -264,7 +292,7 @@ def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
   report.log_new()
 
 
-def _save_reports(path: str, reports) -> None:
+def save_reports(path: str, reports) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "w") as f:
     json.dump({name: r.to_dict() for name, r in reports.items()}, f, indent=2)

@@ -389,9 +389,14 @@ _FIELD_CHECKS: dict[str, Callable] = {
     "test_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),
     "val_items_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),
     "annotations": lambda f, v: checks.choice(v, f, ("coarse", "fine")),
+    "split_seed": lambda f, v: checks.number(v, f, 0, integer=True),
+    "split_file": lambda f, v: checks.existing_file(v, f),
 }
-# Sources without an official partition get a stratified one.
-_STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fraction": 0.1}
+# Sources without an official partition get a stratified one, drawn by `split_seed`
+# (not config.seed: seeds of one study share a split), or the one a split file gives
+# (`id,split` lines, as every run writes to <workdir>/split_<dataset>.csv).
+_STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fraction": 0.1,
+                     "split_seed": 0, "split_file": ""}
 
 SOURCES: dict[str, Source] = {
     "product_images": Source(load_product_images, {"csv_name": "styles.csv",

@@ -26,6 +26,14 @@ class Vocab:
   column: str
   classes: list[str]
   multi_label_separator: str | None = None  # Set for sigmoid (multi-label) columns.
+  # Every label of the training split, also those under min_count that are not classes:
+  # scoring leaves out only labels absent from here (see metrics.label_scores). None in
+  # vocabularies saved before it existed (then: the classes).
+  train_labels: list[str] | None = None
+
+  @property
+  def known_labels(self) -> set[str]:
+    return set(self.train_labels if self.train_labels is not None else self.classes)
 
   def __len__(self) -> int:
     return len(self.classes)
@@ -81,7 +89,8 @@ def build_vocab(column: str, values: Sequence[str], min_count: int, rare_policy:
   if not kept:
     raise ConfigError(f"column '{column}': no class has at least min_count={min_count} "
                      "training samples.")
-  return Vocab(column=column, classes=kept, multi_label_separator=multi_label_separator)
+  return Vocab(column=column, classes=kept, multi_label_separator=multi_label_separator,
+               train_labels=sorted(counts))
 
 
 def save_vocabs(path: str, vocabs: dict[str, Vocab]) -> None:
