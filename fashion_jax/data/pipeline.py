@@ -168,7 +168,7 @@ def resolve_datasets(tasks, datasets_config) -> list:
   return resolved
 
 
-def _split_rows(table, dataset_config, where: str) -> dict[str, np.ndarray]:
+def split_rows(table, dataset_config, where: str) -> dict[str, np.ndarray]:
   if table.splits is not None:  # The dataset's official partition.
     return {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
   if dataset_config.split_file:
@@ -212,7 +212,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
       columns.add(dataset_config.stratify)
     table, reports[name] = sources.load_source(dataset_config, sorted(columns), config.seed,
                                                where)
-    rows = _split_rows(table, dataset_config, where)
+    rows = split_rows(table, dataset_config, where)
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
       raise DataError(f"{where}: the training split is empty after reading and filtering.")
@@ -270,7 +270,7 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
     columns.add(dataset_config.stratify)
   table, report = sources.load_source(dataset_config, sorted(columns), config.seed, where)
   if split != "all":
-    table = table.subset(_split_rows(table, dataset_config, where)[split])
+    table = table.subset(split_rows(table, dataset_config, where)[split])
   data = encode_split(table, tasks, vocabs, dataset)
   if dataset_config.crop_to_box and table.boxes is not None:
     data.box_margin = float(dataset_config.box_margin)

@@ -1,0 +1,196 @@
+r"""The quality study of docs/results.md: fashion_jax recipes against the PyTorch baseline.
+
+    # Train and score rows (each row x seed once; finished ones are skipped, so the same
+    # command resumes after a stop):
+    python scripts/study.py run --rows=torch_baseline,mtl --seeds=0,1,2 --epochs=8 \
+        --score=test --data=../shared/data/fashion-product-images
+    # Screen an ablation cheaply: 2 epochs, one seed, scored on val.
+    python scripts/study.py run --rows=mtl,mtl_random_sampler --seeds=0 --epochs=2 --score=val
+    # The table (mean +- std over seeds) of every finished row:
+    python scripts/study.py report --epochs=8 --score=test
+
+Every row trains on the same split file (`docs/results/split.csv`: the 6,650 shared
+images stratified by articleType, 70% train / 10% val / 20% test, made on first use with
+split_seed 0), so seeds vary initialisation, shuffling and augmentation only. A finished
+row writes `docs/results/runs/<row>_e<epochs>_s<seed>_<score>.json` (per-task accuracy,
+macro-F1 and n from `metrics.label_scores`, the command, the commit, the wall time):
+commit those files; the workdirs under --workdirs are scratch. fashion_jax rows run
+`python -m fashion_jax.main` then `python -m fashion_jax.evaluate --checkpoint=latest`
+(the final weights, as the baseline); the baseline row runs scripts/torch_baseline.py.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "docs", "results")
+SPLIT_FILE = os.path.join(RESULTS, "split.csv")
+TASKS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season",
+         "usage")
+# The issue's "script recipe": what the PyTorch baseline does, as fashion_jax overrides.
+SCRIPT_RECIPE = {"datasets.products.sampler": "random", "loss_balancing.name": "fixed",
+                 "tasks.embedding.weight": 0.0, "optimizer.schedule": "one_cycle",
+                 "optimizer.weight_decay": 1e-4,
+                 **{f"tasks.{t}.min_count": 1 for t in TASKS}}
+# Row name -> config overrides of configs/mtl.py (None: the PyTorch baseline).
+ROWS = {
+    "torch_baseline": None,
+    "mtl": {},
+    "mtl_script_recipe": SCRIPT_RECIPE,
+    # One change at a time against mtl (what the current defaults add).
+    "mtl_random_sampler": {"datasets.products.sampler": "random"},
+    "mtl_fixed_weights": {"loss_balancing.name": "fixed"},
+    "mtl_dwa": {"loss_balancing.name": "dwa"},
+    "mtl_no_triplet": {"tasks.embedding.weight": 0.0},
+    "mtl_triplet_0.3": {"tasks.embedding.weight": 0.3},
+    "mtl_wd_1e-4": {"optimizer.weight_decay": 1e-4},
+    "mtl_min_count_1": {f"tasks.{t}.min_count": 1 for t in TASKS},
+    "mtl_one_cycle": {"optimizer.schedule": "one_cycle"},
+    "mtl_label_smoothing_0.1": {f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
+    "mtl_ema": {"ema_decay": 0.999},
+    "mtl_crop_aug": {"augment.crop_scale": (0.5, 1.0)},
+}
+
+
+def _git_commit() -> str:
+  out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                       text=True)
+  dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                         capture_output=True, text=True).stdout.strip()
+  return out.stdout.strip() + ("+changes" if dirty else "")
+
+
+def make_split_file(data: str) -> None:
+  """The study's split: mtl.py's data, stratified by articleType, 70/10/20, split_seed 0."""
+  sys.path.insert(0, REPO)
+  from fashion_jax.data import pipeline, sources, splits
+  config = sources.resolve_dataset_config(
+      sources.dataset_config("product_images", root=data, val_fraction=0.1,
+                             test_fraction=0.2, split_seed=0), "study")
+  table, _ = sources.load_source(config, ["articleType"])
+  rows = pipeline.split_rows(table, config, "study")
+  splits.write_split_file(SPLIT_FILE, {s: table.ids[r] for s, r in rows.items()})
+
+
+def _record_path(row: str, epochs: int, seed: int, score: str) -> str:
+  return os.path.join(RESULTS, "runs", f"{row}_e{epochs}_s{seed}_{score}.json")
+
+
+def _jax_commands(row, overrides, data, workdir, epochs, seed, score):
+  flags = [f"--config.{k}={v}" for k, v in overrides.items()]
+  train = [sys.executable, "-m", "fashion_jax.main", "--config=configs/mtl.py",
+           f"--workdir={workdir}", f"--config.datasets.products.root={data}",
+           f"--config.datasets.products.split_file={SPLIT_FILE}", f"--config.num_epochs={epochs}",
+           f"--config.seed={seed}", *flags]
+  evaluate = [sys.executable, "-m", "fashion_jax.evaluate", f"--workdir={workdir}",
+              f"--split={score}", "--checkpoint=latest", "--grid_images=0"]
+  return train, evaluate
+
+
+def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: str) -> None:
+  record = _record_path(row, epochs, seed, score)
+  if os.path.exists(record):
+    print(f"{row} e{epochs} s{seed} {score}: done ({record})", flush=True)
+    return
+  workdir = os.path.join(workdirs, f"{row}_e{epochs}_s{seed}")
+  os.makedirs(workdir, exist_ok=True)
+  log = open(os.path.join(workdir, "study.log"), "a")
+  overrides = ROWS[row]
+  start = time.time()
+  if overrides is None:
+    train = [sys.executable, "scripts/torch_baseline.py", f"--data={data}",
+             f"--split_file={SPLIT_FILE}", f"--out={workdir}", f"--seed={seed}",
+             f"--epochs={epochs}", f"--score_split={score}"]
+    commands = [train]
+  else:
+    train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
+    commands = [train, evaluate]
+  print(f"{row} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
+  train_seconds = None
+  for command in commands:
+    result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if train_seconds is None:
+      train_seconds = time.time() - start
+    if result.returncode:
+      raise SystemExit(f"{row}: {command[1:3]} exited {result.returncode}; see "
+                       f"{log.name}")
+  metrics_file = (os.path.join(workdir, "metrics.json") if overrides is None else
+                  os.path.join(workdir, "eval", score, "metrics.json"))
+  with open(metrics_file) as f:
+    metrics = json.load(f)["metrics"]
+  os.makedirs(os.path.dirname(record), exist_ok=True)
+  with open(record, "w") as f:
+    json.dump({"row": row, "epochs": epochs, "seed": seed, "score": score,
+               "commit": _git_commit(), "command": " ".join(train),
+               "overrides": overrides, "train_seconds": round(train_seconds),
+               "total_seconds": round(time.time() - start),
+               "metrics": {t: {k: metrics[t][k] for k in ("accuracy", "macro_f1", "n")}
+                           for t in TASKS}}, f, indent=1)
+  print(f"{row} e{epochs} s{seed} {score}: wrote {record} "
+        f"({time.time() - start:.0f} s)", flush=True)
+
+
+def report(epochs: int, score: str) -> str:
+  """Markdown: per row, mean +- std over its seeds of each task's accuracy and macro-F1."""
+  found = {}
+  folder = os.path.join(RESULTS, "runs")
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+    with open(os.path.join(folder, name)) as f:
+      record = json.load(f)
+    if record["epochs"] == epochs and record["score"] == score:
+      found.setdefault(record["row"], []).append(record)
+  lines = [f"| row (seeds) | " + " | ".join(TASKS) + " | mean | train min |",
+           "|---|" + "---|" * (len(TASKS) + 2)]
+  for row, records in sorted(found.items(), key=lambda kv: list(ROWS).index(kv[0])):
+    cells = []
+    for metric in ("accuracy", "macro_f1"):
+      values = np.asarray([[r["metrics"][t][metric] for t in TASKS] for r in records])
+      per_task = [f"{m:.3f} ± {s:.3f}" for m, s in zip(values.mean(0), values.std(0))]
+      means = values.mean(1)
+      cells.append((per_task, f"{means.mean():.3f} ± {means.std():.3f}"))
+    minutes = np.mean([r["train_seconds"] for r in records]) / 60
+    seeds = ",".join(str(r["seed"]) for r in records)
+    lines.append(f"| {row} ({seeds}) accuracy | " + " | ".join(cells[0][0]) +
+                 f" | {cells[0][1]} | {minutes:.0f} |")
+    lines.append(f"| {row} ({seeds}) macro-F1 | " + " | ".join(cells[1][0]) +
+                 f" | {cells[1][1]} | |")
+  ns = {t: {r["metrics"][t]["n"] for rs in found.values() for r in rs} for t in TASKS}
+  lines.append("")
+  lines.append("n per task (rows scored, the same for every row): " +
+               ", ".join(f"{t} {sorted(v)}" for t, v in ns.items()))
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("command", choices=["run", "report"])
+  parser.add_argument("--rows", default="torch_baseline,mtl")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--epochs", type=int, default=8)
+  parser.add_argument("--score", default="test", choices=["val", "test"])
+  parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data",
+                                                     "fashion-product-images"))
+  parser.add_argument("--workdirs", default=os.path.join(REPO, "runs", "study"))
+  args = parser.parse_args()
+  if args.command == "report":
+    print(report(args.epochs, args.score))
+    return
+  data = os.path.abspath(args.data)
+  if not os.path.exists(SPLIT_FILE):
+    make_split_file(data)
+  for row in args.rows.split(","):
+    if row not in ROWS:
+      raise SystemExit(f"--rows: unknown row {row!r}; rows are {list(ROWS)}.")
+  for seed in (int(s) for s in args.seeds.split(",")):
+    for row in args.rows.split(","):
+      run_row(row, data, os.path.abspath(args.workdirs), args.epochs, seed, args.score)
+
+
+if __name__ == "__main__":
+  main()
