@@ -232,3 +232,51 @@ def test_compare_tables_runs_and_computes_delta_m(workdir, evaluated, tmp_path):
   np.testing.assert_allclose(float(accuracy[tuned_name]), 1.5 * float(accuracy[run_name]))
   assert _png_size(tmp_path / "cmp" / "comparison.png")[1] == 500
   assert "| (all) | Δm % vs baselines |" in compare.markdown(result)
+
+
+def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, evaluated,
+                                                                   tmp_path):
+  # A holdout folder in the run's layout: 40 sample rows, one with an articleType the
+  # training split never had.
+  rows = read_sample_rows()[:40]
+  holdout = tmp_path / "holdout"
+  os.makedirs(holdout / "images")
+  for row in rows:
+    shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), holdout / "images")
+  rows[5] = {**rows[5], "articleType": "Spacesuits"}
+  with open(holdout / "styles.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  own = os.path.join(workdir, "eval", "test", "metrics.json")
+  before = open(own, "rb").read()
+  result = evaluate.evaluate_workdir(workdir, checkpoint="latest", data_root=str(holdout),
+                                     grid_images=0)
+  out = os.path.join(workdir, "eval", "holdout_all")
+  assert result["split"] == "all" and os.path.exists(os.path.join(out, "metrics.json"))
+  article = result["metrics"]["articleType"]
+  assert article["n"] == 39 and article["excluded"] == 1  # Every row but the unseen label.
+  assert result["metrics"]["gender"]["n"] + result["metrics"]["gender"]["excluded"] == 40
+  report = json.load(open(os.path.join(out, "data_report.json")))["products"]["problems"]
+  assert any("'Spacesuits'" in str(v["first"]) for k, v in report.items() if "articleType" in k)
+  assert open(own, "rb").read() == before  # The run's own report is left alone.
+  # --set reaches any field of the dataset; a bad one names the flag.
+  with pytest.raises(ConfigError, match="--set='csv_name=x.csv'"):
+    evaluate.evaluate_workdir(workdir, checkpoint="latest", overrides=["csv_name=x.csv"])
+
+
+def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp_path):
+  pytest.importorskip("torch")
+  sys.path.insert(0, os.path.join(REPO, "scripts"))
+  import torch_baseline
+  columns = ["articleType", "gender", "subCategory"]
+  summary = torch_baseline.main([
+      f"--data={SAMPLE_DIR}", f"--split_file={os.path.join(workdir, 'split_products.csv')}",
+      f"--out={tmp_path}", "--model=resnet18", "--image_size=32", "--max_steps=2",
+      "--workers=0", f"--columns={','.join(columns)}"])
+  saved = json.load(open(tmp_path / "metrics.json"))
+  assert saved == json.loads(json.dumps(summary))
+  for task in columns:
+    ours, theirs = evaluated["metrics"][task], saved["metrics"][task]
+    assert theirs["n"] == ours["n"] > 0, task  # Same rows scored, by the same rule.
+    assert 0 <= theirs["accuracy"] <= 1 and 0 <= theirs["macro_f1"] <= 1
