@@ -67,6 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
       schedule="warmup_cosine",  # warmup_cosine | one_cycle | step | constant
       learning_rate=1e-3,
       warmup_steps=200,
+      # > 0: warm up over this fraction of the run instead (holds when num_epochs or the
+      # dataset size change); overrides warmup_steps.
+      warmup_fraction=0.0,
       end_lr_factor=0.01,
       b1=0.9,
       b2=0.999,

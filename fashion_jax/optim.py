@@ -84,6 +84,8 @@ def check_config(cfg) -> None:
   checks.choice(cfg.schedule, "optimizer.schedule", SCHEDULES)
   checks.number(cfg.learning_rate, "optimizer.learning_rate", 0, low_open=True)
   checks.number(cfg.warmup_steps, "optimizer.warmup_steps", 0, integer=True)
+  checks.number(cfg.get("warmup_fraction", 0.0), "optimizer.warmup_fraction", 0, 1,
+                high_open=True)
   checks.number(cfg.end_lr_factor, "optimizer.end_lr_factor", 0, 1)
   for field in ("b1", "b2", "momentum"):
     checks.number(cfg[field], f"optimizer.{field}", 0, 1, high_open=True)
@@ -101,7 +103,8 @@ def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation,
   check_config(cfg)
   accumulate = int(cfg.accumulate_steps)
   updates = max(total_steps // accumulate, 1)
-  warmup = int(cfg.warmup_steps)
+  fraction = cfg.get("warmup_fraction", 0.0)  # Absent from configs saved before it existed.
+  warmup = round(fraction * updates) if fraction else int(cfg.warmup_steps)
   if warmup > updates:
     logging.warning("config.optimizer.warmup_steps=%d is longer than the run (%d %s): the "
                     "learning rate warms up over the whole run instead.", warmup, updates,

@@ -52,6 +52,7 @@ ROWS = {
     "mtl_wd_1e-4": {"optimizer.weight_decay": 1e-4},
     "mtl_min_count_1": {f"tasks.{t}.min_count": 1 for t in TASKS},
     "mtl_one_cycle": {"optimizer.schedule": "one_cycle"},
+    "mtl_warmup_10pct": {"optimizer.warmup_fraction": 0.1},
     "mtl_label_smoothing_0.1": {f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
     "mtl_ema": {"ema_decay": 0.999},
     "mtl_crop_aug": {"augment.crop_scale": (0.5, 1.0)},

@@ -62,6 +62,7 @@ ROWS = [
     ({"optimizer.learning_rate": -1.0}, "config.optimizer.learning_rate=-1.0 must be a number > 0"),
     ({"optimizer.learning_rate": 0.0}, "config.optimizer.learning_rate=0.0 must be a number > 0"),
     ({"optimizer.warmup_steps": -1}, "config.optimizer.warmup_steps=-1 must be an integer >= 0"),
+    ({"optimizer.warmup_fraction": 1.0}, "config.optimizer.warmup_fraction=1.0"),
     ({"optimizer.end_lr_factor": 2.0}, "config.optimizer.end_lr_factor=2.0"),
     ({"optimizer.b1": 1.0}, "config.optimizer.b1=1.0 must be a number in [0, 1)"),
     ({"optimizer.b2": -0.1}, "config.optimizer.b2=-0.1"),
@@ -238,3 +239,14 @@ def test_warmup_longer_than_the_run_warns_and_is_clamped(caplog):
 def test_task_kinds_check_their_own_options_when_parsed():
   with pytest.raises(ConfigError, match=r"config.tasks.t.margin=-1.0"):
     tasks_lib.parse_tasks({"t": task_config("embedding", "articleType", margin=-1.0)})
+
+
+def test_warmup_fraction_scales_with_the_run():
+  from fashion_jax import optim
+  config = tiny_config()
+  config.optimizer.warmup_fraction = 0.1
+  for total in (100, 1000):
+    _, schedule = optim.make_optimizer(config.optimizer, total)
+    peak = config.optimizer.learning_rate
+    assert schedule(total // 10) == pytest.approx(peak)  # Warm-up ends at 10% of the run.
+    assert schedule(total // 20) == pytest.approx(peak / 2)
