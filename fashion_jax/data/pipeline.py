@@ -206,12 +206,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
                      for name, c in config.datasets.items()}
   for name, dataset_config in datasets_config.items():
     where = f"config.datasets.{name}"
-    own = [t for t in tasks if t.dataset == name]
-    columns = {t.column for t in own}
-    if "stratify" in dataset_config:
-      columns.add(dataset_config.stratify)
-    table, reports[name] = sources.load_source(dataset_config, sorted(columns), config.seed,
-                                               where)
+    table, reports[name] = _read_table(config, name, dataset_config, tasks)
     rows = split_rows(table, dataset_config, where)
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
@@ -264,18 +259,23 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
   """
   where = f"config.datasets.{dataset}"
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset], where)
-  own = [t for t in tasks if t.dataset == dataset]
-  columns = {t.column for t in own}
-  if split != "all" and "stratify" in dataset_config:
-    columns.add(dataset_config.stratify)
-  table, report = sources.load_source(dataset_config, sorted(columns), config.seed, where)
+  table, report = _read_table(config, dataset, dataset_config, tasks)
   if split != "all":
     table = table.subset(split_rows(table, dataset_config, where)[split])
   data = encode_split(table, tasks, vocabs, dataset)
   if dataset_config.crop_to_box and table.boxes is not None:
     data.box_margin = float(dataset_config.box_margin)
-  _report_unknown_labels(data, own, split, report)
+  _report_unknown_labels(data, [t for t in tasks if t.dataset == dataset], split, report)
   return data, report
+
+
+def _read_table(config, name: str, dataset_config, tasks):
+  """The rows of dataset `name` with the label columns its tasks (and its split) need."""
+  columns = {t.column for t in tasks if t.dataset == name}
+  if "stratify" in dataset_config:
+    columns.add(dataset_config.stratify)
+  return sources.load_source(dataset_config, sorted(columns), config.seed,
+                             f"config.datasets.{name}")
 
 
 def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
