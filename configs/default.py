@@ -101,6 +101,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 20
   config.eval_every_steps = 500
   config.eval_test = True  # Evaluate the test split at the end.
+  # Evaluate and predict on the mean of each image and its mirror image (test-time
+  # augmentation; twice the inference cost). `evaluate --flip=true|false` overrides it.
+  config.test_time_flip = False
   config.profile = False
   config.distributed = False  # Force jax.distributed.initialize() (multi-host).
   # NaN/Inf in a loss or the gradients: 'stop' (naming the step and task; the checkpoints

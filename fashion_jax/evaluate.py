@@ -55,6 +55,9 @@ def _define_flags():
   flags.DEFINE_integer("grid_images", 16, "Images in predictions.png.")
   flags.DEFINE_integer("max_classes", 20, "Classes shown in a confusion matrix (rest folded).")
   flags.DEFINE_bool("ema", False, "Evaluate the EMA weights (runs with config.ema_decay > 0).")
+  flags.DEFINE_enum("flip", "config", ["config", "true", "false"],
+                    "Average each image with its mirror image (test-time augmentation); "
+                    "default: the run's config.test_time_flip.")
   flags.DEFINE_enum("hierarchy", "none", ["none", "predicted", "joint"],
                     "With config.hierarchy: also score predictions made consistent with it "
                     "(child masked by the predicted parent, or the best joint path).")
@@ -74,7 +77,7 @@ def run_split(run, splits: dict, split: str, grid_images: int):
   of its dataset (rows aligned across the tasks of one dataset, in table order)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
   evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
-                                        use_ema=run.ema)
+                                        use_ema=run.ema, flip=run.flip)
   totals, rows, grid = {}, {}, []
   bad = bad_samples_lib.BadSamples("skip")
   for dataset, (step, own) in evaluators.items():
@@ -209,11 +212,13 @@ def _caption(task, label, output, has_label) -> tuple[str, bool]:
 def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
                      out_dir: str = "", grid_images: int = 16, max_classes: int = 20,
                      ema: bool = False, hierarchy_mode: str = "none", dataset: str = "",
-                     data_root: str = "", overrides=()) -> dict:
+                     data_root: str = "", overrides=(), flip: bool | None = None) -> dict:
   """Evaluates and writes every report; returns the contents of metrics.json.
 
   With `data_root` or `overrides` (`--set`), `dataset` is read from that data instead
-  of the run's (every row by default) and scored with the run's own classes.
+  of the run's (every row by default) and scored with the run's own classes. `flip`
+  (default: the run's config.test_time_flip) averages each image with its mirror image;
+  set against the config, it adds `_flip`/`_noflip` to the output folder's name.
   """
   other_data = bool(data_root or overrides)
   split = split or ("all" if other_data else "test")
@@ -234,6 +239,9 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   config = _with_data(run.config, dataset, data_root, overrides) if other_data else run.config
   data_name = (os.path.basename(os.path.normpath(data_root)) if data_root else dataset)
   name = f"{data_name}_{split}" if other_data else split
+  if flip is not None and flip != run.flip:
+    run.flip = flip
+    name += "_flip" if flip else "_noflip"
   out_dir = out_dir or os.path.join(run.workdir, "eval", name + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
   # The run's own vocabularies (read, never rewritten): label ids as the model's outputs.
@@ -309,7 +317,8 @@ def main(argv):
   del argv
   evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out, FLAGS.grid_images,
                    FLAGS.max_classes, FLAGS.ema, FLAGS.hierarchy, FLAGS.dataset,
-                   FLAGS.data_root, FLAGS.set)
+                   FLAGS.data_root, FLAGS.set,
+                   None if FLAGS.flip == "config" else FLAGS.flip == "true")
   return 0
 
 

@@ -129,11 +129,12 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
 
 
 def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
-              use_ema: bool = False):
+              use_ema: bool = False, flip: bool = False):
   """Per-task eval statistics of one batch (summed or collected by the caller), and
-  with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights."""
+  with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights;
+  `flip` averages each image with its mirror image (config.test_time_flip)."""
   model = nnx.merge(graphdef, state)[EMA if use_ema else MODEL]
-  outputs = model(batch["image"], train=False)
+  outputs = model.predict(batch["image"], flip)
   stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
                                      batch["masks"][t.name], batch["roles"]) for t in tasks}
   return (stats, {t.name: outputs[t.name] for t in tasks}) if with_outputs else stats
@@ -150,7 +151,7 @@ def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False,
 
 
 def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
-                       use_ema: bool = False):
+                       use_ema: bool = False, flip: bool = False):
   """Per dataset: (jitted eval step scoring that dataset's tasks, those tasks)."""
   evaluators = {}
   for dataset in dict.fromkeys(t.dataset for t in tasks):
@@ -158,7 +159,7 @@ def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
     # Replicated outputs: every process can read the per-sample rows (embeddings,
     # scores) that retrieval and mAP need, also when the batch spans several hosts.
     step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs,
-                             use_ema=use_ema)
+                             use_ema=use_ema, flip=flip)
     evaluators[dataset] = (jax.jit(step, out_shardings=parallel.replicated(mesh)), own)
   return evaluators
 
@@ -242,9 +243,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                              valid_metrics)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
-  evaluators = {"": compile_eval_steps(graphdef, tasks, mesh)}
+  flip = bool(config.get("test_time_flip", False))
+  evaluators = {"": compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.
-    evaluators["_ema"] = compile_eval_steps(graphdef, tasks, mesh, use_ema=True)
+    evaluators["_ema"] = compile_eval_steps(graphdef, tasks, mesh, use_ema=True, flip=flip)
   train_steps = {}  # Frozen backbone or not -> the jitted step, compiled on first use.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count(),

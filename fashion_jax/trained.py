@@ -50,6 +50,7 @@ class TrainedRun:
   mesh: jax.sharding.Mesh
   step: int
   ema: bool = False  # Predict with the EMA weights (config.ema_decay > 0 runs).
+  flip: bool = False  # Average each image with its mirror image (config.test_time_flip).
 
   def task(self, name: str):
     for task in self.tasks:
@@ -116,12 +117,13 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
   finally:
     checkpoints.close()
   return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,
-                    graphdef=graphdef, state=state, mesh=mesh, step=step, ema=ema)
+                    graphdef=graphdef, state=state, mesh=mesh, step=step, ema=ema,
+                    flip=bool(config.get("test_time_flip", False)))
 
 
-def _predict(graphdef, state, images, *, tasks, use_ema):
+def _predict(graphdef, state, images, *, tasks, use_ema, flip):
   model = nnx.merge(graphdef, state)[train.EMA if use_ema else train.MODEL]
-  outputs = model(images, train=False)
+  outputs = model.predict(images, flip)
   activations = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
   return {t.name: activations.get(t.kind, lambda x: x)(outputs[t.name].astype(jnp.float32))
           for t in tasks}
@@ -131,7 +133,7 @@ def predict_fn(run: TrainedRun):
   """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
   unit-norm embedding}."""
   fn = jax.jit(functools.partial(_predict, run.graphdef, tasks=tuple(run.tasks),
-                                 use_ema=run.ema),
+                                 use_ema=run.ema, flip=run.flip),
                out_shardings=parallel.replicated(run.mesh))
   return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))
 

@@ -57,6 +57,11 @@ ROWS = {
     "mtl_ema": {"ema_decay": 0.999},
     "mtl_crop_aug": {"augment.crop_scale": (0.5, 1.0)},
 }
+# Rows that re-score another row's trained workdir: name -> (that row, evaluate flags,
+# the folder evaluate writes under eval/, given the split scored).
+EVAL_ROWS = {
+    "mtl_flip_tta": ("mtl", ["--flip=true"], "{score}_flip"),
+}
 
 
 def _git_commit() -> str:
@@ -99,12 +104,22 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   if os.path.exists(record):
     print(f"{row} e{epochs} s{seed} {score}: done ({record})", flush=True)
     return
-  workdir = os.path.join(workdirs, f"{row}_e{epochs}_s{seed}")
+  if row in EVAL_ROWS:  # Trains (or finds) its base row, then scores it another way.
+    base, eval_flags, folder = EVAL_ROWS[row]
+    run_row(base, data, workdirs, epochs, seed, score)
+    with open(_record_path(base, epochs, seed, score)) as f:
+      base_record = json.load(f)
+  workdir = os.path.join(workdirs, f"{EVAL_ROWS[row][0] if row in EVAL_ROWS else row}"
+                                   f"_e{epochs}_s{seed}")
   os.makedirs(workdir, exist_ok=True)
   log = open(os.path.join(workdir, "study.log"), "a")
-  overrides = ROWS[row]
+  overrides = ROWS[EVAL_ROWS[row][0]] if row in EVAL_ROWS else ROWS[row]
   start = time.time()
-  if overrides is None:
+  if row in EVAL_ROWS:
+    _, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
+    train = base_record["command"].split(" ")
+    commands = [evaluate + eval_flags]
+  elif overrides is None:
     train = [sys.executable, "scripts/torch_baseline.py", f"--data={data}",
              f"--split_file={SPLIT_FILE}", f"--out={workdir}", f"--seed={seed}",
              f"--epochs={epochs}", f"--score_split={score}"]
@@ -113,7 +128,7 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
     train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     commands = [train, evaluate]
   print(f"{row} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
-  train_seconds = None
+  train_seconds = base_record["train_seconds"] if row in EVAL_ROWS else None
   for command in commands:
     result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     if train_seconds is None:
@@ -121,15 +136,18 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
     if result.returncode:
       raise SystemExit(f"{row}: {command[1:3]} exited {result.returncode}; see "
                        f"{log.name}")
+  folder = EVAL_ROWS[row][2].format(score=score) if row in EVAL_ROWS else score
   metrics_file = (os.path.join(workdir, "metrics.json") if overrides is None else
-                  os.path.join(workdir, "eval", score, "metrics.json"))
+                  os.path.join(workdir, "eval", folder, "metrics.json"))
   with open(metrics_file) as f:
     metrics = json.load(f)["metrics"]
   os.makedirs(os.path.dirname(record), exist_ok=True)
   with open(record, "w") as f:
     json.dump({"row": row, "epochs": epochs, "seed": seed, "score": score,
                "commit": _git_commit(), "command": " ".join(train),
-               "overrides": overrides, "train_seconds": round(train_seconds),
+               "overrides": overrides,
+               "evaluate_flags": EVAL_ROWS[row][1] if row in EVAL_ROWS else [],
+               "train_seconds": round(train_seconds),
                "total_seconds": round(time.time() - start),
                "metrics": {t: {k: metrics[t][k] for k in ("accuracy", "macro_f1", "n")}
                            for t in TASKS}}, f, indent=1)
@@ -148,7 +166,8 @@ def report(epochs: int, score: str) -> str:
       found.setdefault(record["row"], []).append(record)
   lines = [f"| row (seeds) | " + " | ".join(TASKS) + " | mean | train min |",
            "|---|" + "---|" * (len(TASKS) + 2)]
-  for row, records in sorted(found.items(), key=lambda kv: list(ROWS).index(kv[0])):
+  order = [*ROWS, *EVAL_ROWS]
+  for row, records in sorted(found.items(), key=lambda kv: order.index(kv[0])):
     cells = []
     for metric in ("accuracy", "macro_f1"):
       values = np.asarray([[r["metrics"][t][metric] for t in TASKS] for r in records])
@@ -186,8 +205,8 @@ def main() -> None:
   if not os.path.exists(SPLIT_FILE):
     make_split_file(data)
   for row in args.rows.split(","):
-    if row not in ROWS:
-      raise SystemExit(f"--rows: unknown row {row!r}; rows are {list(ROWS)}.")
+    if row not in ROWS and row not in EVAL_ROWS:
+      raise SystemExit(f"--rows: unknown row {row!r}; rows are {[*ROWS, *EVAL_ROWS]}.")
   for seed in (int(s) for s in args.seeds.split(",")):
     for row in args.rows.split(","):
       run_row(row, data, os.path.abspath(args.workdirs), args.epochs, seed, args.score)

@@ -73,3 +73,23 @@ def test_l2_normalize_has_a_finite_gradient_at_the_zero_vector():
   # Away from 0 it is the true gradient of x / ||x||.
   reference = jax.grad(lambda v: jnp.sum(v / jnp.linalg.norm(v) * jnp.asarray([1.0, 2.0, 3.0])))
   np.testing.assert_allclose(grad[1], reference(x[1]), rtol=1e-6)
+
+
+def test_flip_prediction_is_the_mean_over_the_image_and_its_mirror():
+  tasks = tasks_lib.parse_tasks({"a": task_config("softmax", "a"),
+                                 "e": task_config("embedding", "a", dim=8)})
+  vocabs = {"a": Vocab("a", ["x", "y", "z"]), "e": Vocab("a", ["x", "y", "z"])}
+  model = build_model(ml_collections.ConfigDict(dict(name="resnet_tiny", width=8)), tasks,
+                      vocabs, seed=0)
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)), jnp.uint8)
+  plain, mirrored = model(images), model(images[:, :, ::-1])
+  both = model.predict(images, flip=True)
+  np.testing.assert_allclose(both["a"], (plain["a"] + mirrored["a"]) / 2, rtol=1e-5, atol=1e-6)
+  mean = plain["e"] + mirrored["e"]
+  np.testing.assert_allclose(both["e"], mean / np.linalg.norm(mean, axis=-1, keepdims=True),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(model.predict(images)["a"], plain["a"])
+  # A mirror-symmetric image predicts the same either way.
+  symmetric = jnp.concatenate([images[:, :, :16], images[:, :, :16][:, :, ::-1]], axis=2)
+  np.testing.assert_allclose(model.predict(symmetric, flip=True)["a"], model(symmetric)["a"],
+                             rtol=1e-5, atol=1e-5)

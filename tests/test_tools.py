@@ -280,3 +280,12 @@ def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp
     ours, theirs = evaluated["metrics"][task], saved["metrics"][task]
     assert theirs["n"] == ours["n"] > 0, task  # Same rows scored, by the same rule.
     assert 0 <= theirs["accuracy"] <= 1 and 0 <= theirs["macro_f1"] <= 1
+
+
+def test_evaluate_with_test_time_flip_writes_its_own_report(workdir, evaluated):
+  flipped = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=0, flip=True)
+  assert os.path.exists(os.path.join(workdir, "eval", "test_flip", "metrics.json"))
+  for task in ("articleType", "gender"):
+    assert flipped["metrics"][task]["n"] == evaluated["metrics"][task]["n"]
+  # Mirrored images change the model's outputs, hence (almost surely) some loss.
+  assert flipped["metrics"]["articleType"]["loss"] != evaluated["metrics"]["articleType"]["loss"]

@@ -149,6 +149,7 @@ ROWS = [
 # Fields whose type is their only constraint (ml_collections refuses another type, and
 # an override from the command line that does not parse as it), or any value is valid.
 TYPE_ONLY = {"eval_test", "profile", "distributed", "checkpoint.asynchronous", "augment.flip",
+             "test_time_flip",
              "tasks.tags.auto_pos_weight",
              # '' = no attribute groups; any other string splits class names into groups.
              "tasks.tags.group_separator"}

@@ -72,6 +72,16 @@ class MultiTaskModel(nnx.Module):
       outputs[name] = y
     return outputs
 
+  def predict(self, images: jax.Array, flip: bool = False) -> dict[str, jax.Array]:
+    """Inference outputs; with `flip`, the mean over the image and its mirror image
+    (test-time augmentation: logits averaged, embeddings averaged and re-normalised)."""
+    outputs = self(images, train=False)
+    if not flip:
+      return outputs
+    mirrored = self(images[:, :, ::-1], train=False)
+    return {name: (l2_normalize(y + mirrored[name]) if name in self.normalized_heads
+                   else (y + mirrored[name]) / 2) for name, y in outputs.items()}
+
 
 def check_config(model_config, image_size) -> None:
   """`config.model`, and `config.data.image_size` against the backbone's total stride."""
