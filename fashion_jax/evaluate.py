@@ -303,7 +303,8 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
     files.append(plots.image_grid(os.path.join(out_dir, "predictions.png"), images, captions,
                                   f"{split}: predicted (true where wrong)"))
   summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step, "ema": ema,
-             "data": {n: dict(config.datasets[n]) for n in splits}, "metrics": results, "files": sorted(os.path.basename(f) for f in files)}
+             "data": {n: config.datasets[n].to_dict() for n in splits}, "metrics": results,
+             "files": sorted(os.path.basename(f) for f in files)}
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
     json.dump(summary, f, indent=1)
   table = {f"{split}/{task}/{k}": v for task, values in results.items()

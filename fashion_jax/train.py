@@ -38,6 +38,7 @@ from fashion_jax.errors import DataError
 CONFIG_FILE = "config.json"
 MODEL, OPTIMIZER, EMA = 0, 1, 2  # Parts of the train state.
 METRICS_FILE = "final_metrics.json"
+COUNT_METRICS = ("n", "excluded", "unreadable")  # Row counts, printed as integers.
 
 
 def create_train_state(config, tasks, vocabs, tx, mesh):
@@ -205,7 +206,8 @@ def format_metrics_table(metrics: dict[str, float]) -> str:
     split, task, name = key.split("/", 2)
     rows.setdefault((split, task), {})[name] = value
   return "\n".join(
-      f"  {split:<5} {task:<16} " + "  ".join(f"{k}={v:.4f}" for k, v in values.items())
+      f"  {split:<5} {task:<16} " + "  ".join(
+          f"{k}={int(v)}" if k in COUNT_METRICS else f"{k}={v:.4f}" for k, v in values.items())
       for (split, task), values in rows.items())
 
 
