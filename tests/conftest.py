@@ -70,6 +70,12 @@ def run_main(workdir, *overrides, env=None):
                         env=environment)
 
 
+def snapshot(folder) -> dict[str, bytes]:
+  """Every file under `folder` and its bytes (to check that a failed run wrote nothing)."""
+  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+          for d, _, files in os.walk(folder) for f in files}
+
+
 def read_sample_rows():
   with open(os.path.join(SAMPLE_DIR, "styles.csv")) as f:
     return list(csv.DictReader(f))

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, run_main, tiny_config
+from conftest import REPO, run_main, snapshot, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import optim, parallel, train
 from fashion_jax import tasks as tasks_lib
@@ -261,17 +261,12 @@ def test_mtl_tasks_train_with_finite_gradients_down_to_the_total_stride(image_si
     assert np.isfinite(metrics["loss/total"]), (image_size, step)
 
 
-def _snapshot(folder) -> dict[str, bytes]:
-  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-          for d, _, files in os.walk(folder) for f in files}
-
-
 def test_a_rerun_that_fails_to_start_leaves_the_workdir_byte_identical(tmp_path):
   workdir = tmp_path / "run"
   config = tiny_config()
   config.num_train_steps = 2
   train.train_and_evaluate(config, str(workdir))
-  before = _snapshot(workdir)
+  before = snapshot(workdir)
   assert "config.json" in before and "vocab.json" in before
   # A dataset field that is only read once the data is: the workdir was overwritten
   # before it was checked.
@@ -280,9 +275,9 @@ def test_a_rerun_that_fails_to_start_leaves_the_workdir_byte_identical(tmp_path)
   assert result.returncode == 2, result.stderr[-3000:]
   assert "config.datasets.products.sampler='bogus' is not one of" in result.stderr
   assert "Traceback" not in result.stderr
-  assert _snapshot(workdir) == before
+  assert snapshot(workdir) == before
   # A check that needs the data (the run's length): same.
   config.stages = {"heads": {"until_step": 50, "tasks": "", "frozen_backbone": True}}
   with pytest.raises(ConfigError, match="until_step=50"):
     train.train_and_evaluate(config, str(workdir))
-  assert _snapshot(workdir) == before
+  assert snapshot(workdir) == before

@@ -1,12 +1,11 @@
 """Every config field: a wrong value stops the run before training, naming the field, and
 leaves the workdir as it was (docs/reliability.md lists what each field accepts)."""
 
-import os
 
 import ml_collections
 import pytest
 
-from conftest import tiny_config
+from conftest import snapshot, tiny_config
 from fashion_jax import tasks as tasks_lib
 from fashion_jax import train
 from fashion_jax.data import sources
@@ -167,11 +166,6 @@ def _set(config, path: str, value) -> None:
     node[field] = value
 
 
-def _snapshot(folder) -> dict[str, bytes]:
-  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-          for d, _, files in os.walk(folder) for f in files}
-
-
 @pytest.mark.parametrize("overrides,message", ROWS, ids=[
     "+".join(f"{k}={v}" for k, v in o.items() if not isinstance(v, dict)) or next(iter(o))
     for o, _ in ROWS])
@@ -183,11 +177,11 @@ def test_a_wrong_value_stops_before_training_naming_the_field(overrides, message
   workdir = tmp_path / "run"
   workdir.mkdir()
   (workdir / "config.json").write_text('{"from": "an earlier run"}')
-  before = _snapshot(workdir)
+  before = snapshot(workdir)
   with pytest.raises((ConfigError, DataError)) as raised:
     train.train_and_evaluate(config, str(workdir))
   assert message in str(raised.value)
-  assert _snapshot(workdir) == before
+  assert snapshot(workdir) == before
 
 
 def _leaf_fields(config, prefix="") -> set[str]:
