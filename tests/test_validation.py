@@ -1,7 +1,6 @@
 """Every config field: a wrong value stops the run before training, naming the field, and
 leaves the workdir as it was (docs/reliability.md lists what each field accepts)."""
 
-
 import ml_collections
 import pytest
 
