@@ -41,7 +41,8 @@ def get_config(source: str = "product_images"):
   config.batch_size = 32
   config.num_epochs = 30
   config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 500
+  # Warm-up over the first 10% of the updates, whatever num_epochs or the data size.
+  config.optimizer.warmup_fraction = 0.1
   config.eval_every_steps = 500
   config.checkpoint.every_steps = 500
   config.checkpoint.best_metric = "val/articleType/accuracy"

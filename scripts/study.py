@@ -52,7 +52,8 @@ ROWS = {
     "mtl_wd_1e-4": {"optimizer.weight_decay": 1e-4},
     "mtl_min_count_1": {f"tasks.{t}.min_count": 1 for t in TASKS},
     "mtl_one_cycle": {"optimizer.schedule": "one_cycle"},
-    "mtl_warmup_10pct": {"optimizer.warmup_fraction": 0.1},
+    # mtl.py before issue 14: 500 warm-up steps whatever the run's length (43% of 8 epochs).
+    "mtl_warmup_500_steps": {"optimizer.warmup_fraction": 0.0, "optimizer.warmup_steps": 500},
     "mtl_label_smoothing_0.1": {f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
     "mtl_ema": {"ema_decay": 0.999},
     "mtl_crop_aug": {"augment.crop_scale": (0.5, 1.0)},
