@@ -1,0 +1,41 @@
+"""The train state across versions: a checkpoint written before the state had named fields
+(tests/data/checkpoint_v1, made by tests/data/checkpoint_v1_make.py at commit 54f1a29:
+model, optimizer and EMA stored as parts 0, 1 and 2) still serves and still resumes."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from fashion_jax import train, trained
+from fashion_jax.data.sources import SAMPLE_DIR
+
+V1 = os.path.join(REPO, "tests", "data", "checkpoint_v1")
+
+
+@pytest.fixture
+def v1_workdir(tmp_path):
+  workdir = tmp_path / "v1"
+  shutil.copytree(V1, workdir)
+  return str(workdir)
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_a_v1_checkpoint_predicts_what_it_predicted_when_written(v1_workdir, ema):
+  expected = np.load(os.path.join(V1, "expected_outputs.npz"))
+  run = trained.load(v1_workdir, "latest", ema=ema)
+  paths = [os.path.join(SAMPLE_DIR, "images", name) for name in expected["images"]]
+  rows = [row for _, row, _ in trained.predict_files(run, paths, batch_size=4)]
+  for task in ("articleType", "gender", "embedding"):
+    got = np.stack([row[task] for row in rows])
+    np.testing.assert_array_equal(got, expected[("ema/" if ema else "") + task])
+
+
+def test_a_v1_checkpoint_resumes_training(v1_workdir):
+  config = trained.read_config(v1_workdir)
+  config.num_train_steps = 4
+  results = train.train_and_evaluate(config, v1_workdir)
+  assert np.isfinite(results["val/articleType/loss"])
+  assert sorted(os.listdir(os.path.join(v1_workdir, "checkpoints")))[-1] == "4"
