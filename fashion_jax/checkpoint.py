@@ -15,9 +15,31 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 from fashion_jax import errors
+from fashion_jax import workdir as workdir_lib
 
-CHECKPOINT_DIR = "checkpoints"
+
+# Checkpoints written before the train state had named parts (train_state.PARTS) stored
+# them by position.
+_POSITIONAL_KEYS = {"model": "0", "optimizer": "1", "ema": "2"}
+
+
+def _stored_parts(state_dir: str) -> tuple[dict, dict[str, str]]:
+  """(the stored state's tree metadata, part name -> its key there: the name, or the
+  position in checkpoints written before the parts had names)."""
+  stored = ocp.StandardCheckpointHandler().metadata(epath.Path(state_dir)).tree
+  keys = {p: p for p in _POSITIONAL_KEYS} if "model" in stored else _POSITIONAL_KEYS
+  return stored, {part: key for part, key in keys.items() if key in stored}
+
+
+def read_stored_part(directory: str, step: int, part: str) -> dict:
+  """One part ('model', 'ema', ...) of a stored train state as saved (host arrays): for
+  reading another run's weights, whose shapes need not match this run's."""
+  state_dir = os.path.join(directory, str(step), "state")
+  _, keys = _stored_parts(state_dir)
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(state_dir)[keys[part]]
 
 
 def _run_signature(config, tasks) -> dict:
@@ -71,7 +93,7 @@ class Checkpoints:
         # metrics to disk, so the best step is still known after a restart.
         best_fn=best_fn, best_mode=ckpt.best_mode,
         create=True, enable_async_checkpointing=ckpt.asynchronous)
-    self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+    self.directory = workdir_lib.path(os.path.abspath(workdir), workdir_lib.CHECKPOINTS)
     self.manager = ocp.CheckpointManager(self.directory, options=options)
     # Round-tripped through JSON so that it compares equal to what a checkpoint holds.
     self.signature = json.loads(json.dumps(_run_signature(config, tasks)))
@@ -152,7 +174,22 @@ class Checkpoints:
           f"new run from its backbone only, use a new --workdir with "
           f"--config.model.pretrained={os.path.dirname(self.directory)}.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    items = {"state": ocp.args.StandardRestore(abstract)}
+    try:
+      stored, keys = _stored_parts(os.path.join(self.directory, str(step), "state"))
+    except Exception as e:  # As above.
+      raise self._read_error(step, e) from e
+    missing = [part for part in abstract if part not in keys]
+    if missing:
+      raise errors.CheckpointMismatchError(
+          f"The checkpoint at {self.directory}/{step} has no {missing} (it has "
+          f"{sorted(keys)}).")
+    target = {keys[part]: abstract[part] for part in abstract}
+    if len(target) == len(stored):
+      items = {"state": ocp.args.StandardRestore(target)}
+    else:  # The other parts (the optimizer, for an inference state) stay on disk.
+      items = {"state": ocp.args.PyTreeRestore(
+          target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     try:
@@ -160,7 +197,10 @@ class Checkpoints:
     except Exception as e:  # As above.
       raise self._read_error(step, e) from e
     logging.info("Restored checkpoint %s/%d", self.directory, step)
-    return restored.state, meta
+    state = jax.tree.map(lambda x: x, state)  # A new container; the caller's is kept.
+    for part in abstract:
+      state[part] = restored.state[keys[part]]
+    return state, meta
 
   def _read_error(self, step: int, error: Exception) -> errors.CheckpointReadError:
     return errors.CheckpointReadError(

@@ -17,7 +17,8 @@ import os
 
 from absl import flags
 
-from fashion_jax import cli, errors, plots, trained
+from fashion_jax import cli, errors, plots
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.tasks import KINDS
 
 FLAGS = flags.FLAGS
@@ -39,30 +40,28 @@ def _headline(kind: str) -> tuple[str, ...]:
 
 def read_metrics(workdir: str, split: str) -> dict[str, dict[str, float]]:
   """{task: {metric: value}} of one run and split."""
-  trained.read_config(workdir)  # A clear error if this is not a workdir.
-  evaluated = os.path.join(workdir, "eval", split, "metrics.json")
+  workdir_lib.read_config(workdir)  # A clear error if this is not a workdir.
+  evaluated = workdir_lib.eval_metrics_path(workdir, split)
   if os.path.exists(evaluated):
     with open(evaluated) as f:
       return {task: {k: v for k, v in values.items() if k != "samples"}
               for task, values in json.load(f)["metrics"].items()}
-  final = os.path.join(workdir, "final_metrics.json")
-  if not os.path.exists(final):
-    raise errors.ConfigError(f"{workdir} has neither eval/{split}/metrics.json nor "
-                             "final_metrics.json: evaluate it or let training finish.")
-  with open(final) as f:
-    flat = json.load(f)
+  flat = workdir_lib.read_final_metrics(workdir)
+  if flat is None:
+    raise errors.ConfigError(f"{workdir} has neither {evaluated} nor "
+                             f"{workdir_lib.FINAL_METRICS}: evaluate it or let training finish.")
   metrics = {}
   for key, value in flat.items():
     parts = key.split("/")
     if len(parts) == 3 and parts[0] == split:
       metrics.setdefault(parts[1], {})[parts[2]] = value
   if not metrics:
-    raise errors.ConfigError(f"{final} has no '{split}' metrics (config.eval_test off?).")
+    raise errors.ConfigError(f"{workdir_lib.path(workdir, workdir_lib.FINAL_METRICS)} has no '{split}' metrics (config.eval_test off?).")
   return metrics
 
 
 def task_kinds(workdir: str) -> dict[str, str]:
-  return {name: task["kind"] for name, task in trained.read_config(workdir).tasks.items()}
+  return {name: task["kind"] for name, task in workdir_lib.read_config(workdir).tasks.items()}
 
 
 def delta_m(run: dict, kinds: dict, baselines: list[dict]) -> float | None:

@@ -33,6 +33,7 @@ import numpy as np
 from absl import flags, logging
 
 from fashion_jax import cli, errors, events, hierarchy, metrics, parallel, plots, train, trained
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 
@@ -242,7 +243,7 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   if flip is not None and flip != run.flip:
     run.flip = flip
     name += "_flip" if flip else "_noflip"
-  out_dir = out_dir or os.path.join(run.workdir, "eval", name + ("_ema" if ema else ""))
+  out_dir = out_dir or workdir_lib.eval_dir(run.workdir, name + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
   # The run's own vocabularies (read, never rewritten): label ids as the model's outputs.
   tasks = run.tasks
@@ -250,7 +251,7 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   for scored in ([dataset] if dataset else names):
     splits[scored], reports[scored] = pipeline.read_labelled(config, tasks, run.vocabs,
                                                              scored, split)
-  pipeline.save_reports(os.path.join(out_dir, pipeline.REPORT_FILE), reports)
+  pipeline.save_reports(os.path.join(out_dir, workdir_lib.DATA_REPORT), reports)
   totals, rows, grid = run_split(run, splits, split, grid_images)
   by_name = {t.name: t for t in tasks}
   results, files = {}, []
@@ -305,7 +306,7 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step, "ema": ema,
              "data": {n: config.datasets[n].to_dict() for n in splits}, "metrics": results,
              "files": sorted(os.path.basename(f) for f in files)}
-  with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+  with open(os.path.join(out_dir, workdir_lib.EVAL_METRICS), "w") as f:
     json.dump(summary, f, indent=1)
   table = {f"{split}/{task}/{k}": v for task, values in results.items()
            for k, v in values.items() if k != "samples"}

@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError
 
-HIERARCHY_FILE = "hierarchy.json"
 
 
 def parse(spec: str, tasks) -> list[tuple[str, str]]:
@@ -66,7 +66,7 @@ def save(path: str, learned: dict) -> None:
 
 
 def load(workdir: str) -> dict[str, dict]:
-  path = os.path.join(workdir, HIERARCHY_FILE)
+  path = workdir_lib.path(workdir, workdir_lib.HIERARCHY)
   if not os.path.exists(path):
     return {}
   with open(path) as f:

@@ -18,6 +18,7 @@ import numpy as np
 from absl import flags
 
 from fashion_jax import cli, errors, hierarchy, trained
+from fashion_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -69,7 +70,7 @@ def predict_lines(run, paths, top_k: int = 3, with_embedding: bool = False,
   if hierarchy_mode != "none":
     learned = hierarchy.load(run.workdir)
     if not learned:
-      raise errors.ConfigError(f"{run.workdir} has no {hierarchy.HIERARCHY_FILE}: it was "
+      raise errors.ConfigError(f"{run.workdir} has no {workdir_lib.HIERARCHY}: it was "
                                "trained without config.hierarchy.")
   for path, outputs, error in trained.predict_files(run, paths, batch_size):
     if error:

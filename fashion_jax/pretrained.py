@@ -20,9 +20,12 @@ import re
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from absl import flags, logging
 
+from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import cli
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models.resnet import ARCHITECTURES
 
@@ -120,7 +123,6 @@ def _flat(tree: dict, prefix=()) -> dict:
 
 def save_backbone(converted: dict, out_dir: str, model: str) -> None:
   """`<out_dir>/backbone` (Orbax) and `<out_dir>/model.json` (which architecture)."""
-  import orbax.checkpoint as ocp
   out_dir = os.path.abspath(out_dir)
   os.makedirs(out_dir, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
@@ -131,26 +133,20 @@ def save_backbone(converted: dict, out_dir: str, model: str) -> None:
 
 def _run_backbone(workdir: str, model: str) -> dict:
   """The backbone of the latest checkpoint of another fashion_jax run (any tasks)."""
-  import orbax.checkpoint as ocp
-  # Here, not at the top: trained imports train (which imports this module), and
-  # checkpoint brings grain, which the weights-import CLI does not need.
-  from fashion_jax import checkpoint as checkpoint_lib
-  from fashion_jax import trained
   workdir = os.path.abspath(workdir)
-  saved_model = trained.read_config(workdir).model.name
+  saved_model = workdir_lib.read_config(workdir).model.name
   if saved_model != model:
     raise ConfigError(f"config.model.pretrained={workdir} is a {saved_model} run but "
                       f"config.model.name={model!r}.")
-  directory = os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR)
+  directory = workdir_lib.path(workdir, workdir_lib.CHECKPOINTS)
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step()
   if step is None:
     raise DataError(f"config.model.pretrained={workdir} has no checkpoint yet.")
-  with ocp.StandardCheckpointer() as checkpointer:
-    state = checkpointer.restore(os.path.join(directory, str(step), "state"))
+  model = checkpoint_lib.read_stored_part(directory, step, "model")
   logging.info("Backbone from %s, step %d", workdir, step)
   # State leaves end in 'value' (nnx Variables); the converted weights' keys do not.
-  return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(state["0"]["backbone"]).items()}
+  return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(model["backbone"]).items()}
 
 
 def load_backbone(path: str, model: str) -> dict:
@@ -159,7 +155,6 @@ def load_backbone(path: str, model: str) -> dict:
   if os.path.isdir(os.path.join(path, "checkpoints")):
     return _run_backbone(path, model)
   if os.path.isdir(path):
-    import orbax.checkpoint as ocp
     try:
       with open(os.path.join(path, "model.json")) as f:
         saved_model = json.load(f)["model"]
@@ -173,15 +168,15 @@ def load_backbone(path: str, model: str) -> dict:
   return convert(read_weights_file(path), model, path)
 
 
-def apply_to_state(state, converted: dict, source: str):
-  """The train state with its backbone's parameters and BatchNorm statistics replaced."""
+def apply_to_model(model_state, converted: dict, source: str):
+  """The model's state with its backbone's parameters and BatchNorm statistics replaced."""
   used = set()
 
   def replace(path, leaf):
     keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path]
-    if len(keys) < 3 or keys[1] != "backbone":  # (0=model, 'backbone', ..., 'value')
+    if len(keys) < 2 or keys[0] != "backbone":  # ('backbone', ..., 'value')
       return leaf
-    ours = tuple(keys[2:-1]) if keys[-1] == "value" else tuple(keys[2:])
+    ours = tuple(keys[1:-1]) if keys[-1] == "value" else tuple(keys[1:])
     if ours not in converted:
       raise DataError(f"{source} has no weights for backbone/{'/'.join(map(str, ours))}.")
     value = converted[ours]
@@ -191,9 +186,9 @@ def apply_to_state(state, converted: dict, source: str):
     used.add(ours)
     return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
 
-  state = jax.tree_util.tree_map_with_path(replace, state)
+  model_state = jax.tree_util.tree_map_with_path(replace, model_state)
   logging.info("Initialised %d backbone arrays from %s", len(used), source)
-  return state
+  return model_state
 
 
 def _define_flags():

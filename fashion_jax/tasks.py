@@ -17,7 +17,7 @@ from fashion_jax import checks
 from fashion_jax import class_weights as class_weights_lib
 from fashion_jax import losses
 from fashion_jax import metrics
-from fashion_jax.data import sources
+from fashion_jax.data.table import ROLES
 from fashion_jax.errors import ConfigError
 
 
@@ -76,7 +76,7 @@ class TaskKind:
     """Per-batch statistics, computed inside the jitted eval step.
 
     Keys starting with ROWS are concatenated over the eval pass; the others are summed.
-    `roles` is each sample's retrieval role (see `data.sources.ROLES`).
+    `roles` is each sample's retrieval role (see `data.table.ROLES`).
     """
     raise NotImplementedError
 
@@ -258,9 +258,9 @@ class Embedding(TaskKind):
   def summarize(self, task, total):
     embeddings, labels = _rows(total, "embeddings"), _rows(total, "labels")
     valid, roles = _rows(total, "mask") > 0, _rows(total, "roles")
-    queries = valid & (roles == sources.ROLES["query"])
+    queries = valid & (roles == ROLES["query"])
     if queries.any():  # Query set against gallery set (In-shop protocol).
-      gallery = valid & (roles == sources.ROLES["gallery"])
+      gallery = valid & (roles == ROLES["gallery"])
       recalls = metrics.retrieval_recall(embeddings[queries], labels[queries],
                                          embeddings[gallery], labels[gallery],
                                          task.option("recall_ks"))

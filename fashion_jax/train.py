@@ -1,14 +1,12 @@
 """Training and evaluation: pure, jitted step functions and the loop around them.
 
-The model and optimizer live as one `nnx.State` pytree (`state`) plus a static
-`graphdef`. `train_step` and `eval_step` are pure functions of (state, batch), jitted
+The model, its optimizer and EMA live as one `nnx.State` pytree (`state`, of a
+`train_state.TrainState`) plus a static `graphdef`. `train_step` and `eval_step` are pure functions of (state, batch), jitted
 once with the state replicated and the batch sharded over the 'data' mesh axis, so the
 same code runs on one CPU, several devices, or several hosts.
 """
 
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -27,47 +25,16 @@ from fashion_jax import parallel
 from fashion_jax import preemption
 from fashion_jax import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
+from fashion_jax import train_state as train_state_lib
 from fashion_jax import validation
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
-from fashion_jax.models import build_model
 from fashion_jax.writers import metric_writers
 from fashion_jax.writers import periodic_actions
 from fashion_jax.errors import DataError
 
-CONFIG_FILE = "config.json"
-MODEL, OPTIMIZER, EMA = 0, 1, 2  # Parts of the train state.
-METRICS_FILE = "final_metrics.json"
 COUNT_METRICS = ("n", "excluded", "unreadable")  # Row counts, printed as integers.
-
-
-def create_train_state(config, tasks, vocabs, tx, mesh):
-  """Returns (graphdef, state) of the model and its optimizer, replicated over `mesh`.
-
-  The state is initialised inside `jit`: compiled init is much faster than op-by-op
-  eager init of a ResNet-50, and lands directly with its sharding.
-  """
-  learned = balancing.BALANCERS.get(config.loss_balancing.name, balancing.Balancer).learned
-
-  with_ema = config.get("ema_decay", 0.0) > 0
-
-  def create():
-    model = build_model(config.model, tasks, vocabs, config.seed,
-                        learned_loss_weights=learned)
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    # The EMA is a second copy of the model (parameters and BatchNorm statistics).
-    return (model, optimizer, nnx.clone(model)) if with_ema else (model, optimizer)
-
-  graphdef, _ = nnx.split(nnx.eval_shape(create))
-  state = jax.jit(lambda: nnx.state(create()), out_shardings=parallel.replicated(mesh))()
-  if config.model.get("pretrained"):
-    from fashion_jax import pretrained  # Only runs that import weights need it.
-    weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
-    state = pretrained.apply_to_state(state, weights, f"config.model.pretrained="
-                                                      f"{config.model.pretrained}")
-  if with_ema:  # Starts equal to the model (after any imported weights).
-    state[EMA] = jax.tree.map(jnp.copy, state[MODEL])
-  return graphdef, state
 
 
 def _in_backbone(path) -> bool:
@@ -99,7 +66,8 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
   # merge() shares the Variables of `state`, and the update below mutates them: keep
   # a copy of the tree (the same arrays) to restore from.
   before = jax.tree.map(lambda x: x, state) if frozen_backbone or skip_nonfinite else None
-  model, optimizer, *ema_model = nnx.merge(graphdef, state)
+  train_state = nnx.merge(graphdef, state)
+  model, optimizer = train_state.model, train_state.optimizer
 
   def loss_fn(model):
     outputs = model(batch["image"], train=True, frozen_backbone=frozen_backbone)
@@ -113,12 +81,12 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
 
   (_, (losses, weights)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
-  if ema_model:
-    _ema_update(ema_model[0], model, optimizer.step[...], ema_decay)
+  if train_state.ema is not None:
+    _ema_update(train_state.ema, model, optimizer.step[...], ema_decay)
   metrics = {f"loss/{name}": value for name, value in losses.items()}
   metrics.update({f"loss_weight/{t.name}": weights[i] for i, t in enumerate(tasks)})
   metrics["grad_norm"] = optax.tree.norm(grads)
-  new_state = nnx.state((model, optimizer, *ema_model))
+  new_state = nnx.state(train_state)
   if frozen_backbone:  # Weight decay and momentum would otherwise still move it.
     new_state = jax.tree_util.tree_map_with_path(
         lambda path, new, old: old if _in_backbone(path) else new, new_state, before)
@@ -134,7 +102,7 @@ def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
   """Per-task eval statistics of one batch (summed or collected by the caller), and
   with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights;
   `flip` averages each image with its mirror image (config.test_time_flip)."""
-  model = nnx.merge(graphdef, state)[EMA if use_ema else MODEL]
+  model = nnx.merge(graphdef, state).scored_model(use_ema)
   outputs = model.predict(batch["image"], flip)
   stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
                                      batch["masks"][t.name], batch["roles"]) for t in tasks}
@@ -244,7 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   stopper = early_stopping_lib.EarlyStopping(config.early_stopping, config.checkpoint,
                                              valid_metrics)
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
-  graphdef, state = create_train_state(config, tasks, data.vocabs, tx, mesh)
+  graphdef, state = train_state_lib.create(config, tasks, data.vocabs, mesh, tx)
   flip = bool(config.get("test_time_flip", False))
   evaluators = {"": compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.
@@ -266,11 +234,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   # The run starts: its config and what it learned from the data go to the workdir.
   if is_chief:
-    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-      f.write(config.to_json_best_effort(indent=1))
+    workdir_lib.write_config(workdir, config)
     data.save(workdir)
   bad = bad_samples_lib.BadSamples(
-      config.data.bad_samples, bad_samples_lib.report_path(workdir, jax.process_index()))
+      config.data.bad_samples, workdir_lib.bad_samples_path(workdir, jax.process_index()))
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start_step == 0:
     writer.write_hparams(_flatten(config.to_dict()))
@@ -369,8 +336,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           flush=True)
     return {}
   if is_chief and results:
-    with open(os.path.join(workdir, METRICS_FILE), "w") as f:
-      json.dump({"step": last_step, **results}, f, indent=1)
+    workdir_lib.write_final_metrics(workdir, last_step, results)
     print(f"Final metrics at step {last_step}:\n{format_metrics_table(results)}", flush=True)
   return results
 

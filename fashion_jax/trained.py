@@ -6,7 +6,6 @@ training left it and preprocess images the same way.
 
 import dataclasses
 import functools
-import json
 import os
 
 import jax
@@ -17,7 +16,8 @@ from absl import logging
 from flax import nnx
 
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import optim, parallel, train
+from fashion_jax import parallel, train_state
+from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.data import transforms
@@ -25,18 +25,6 @@ from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.errors import CheckpointReadError, ConfigError
 
 CHECKPOINT_CHOICES = "best, latest or a step number"
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run was trained with (`<workdir>/config.json`)."""
-  if not os.path.isdir(workdir):
-    raise ConfigError(f"Workdir {workdir} does not exist.")
-  path = os.path.join(workdir, train.CONFIG_FILE)
-  if not os.path.exists(path):
-    raise ConfigError(f"{workdir} has no {train.CONFIG_FILE}: not a fashion_jax training "
-                      "workdir (train into it with python -m fashion_jax.main first).")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
 
 
 @dataclasses.dataclass
@@ -86,26 +74,22 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
   """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step);
   `ema` selects its exponential moving average of the weights instead."""
   workdir = os.path.abspath(workdir)
-  config = read_config(workdir)
+  config = workdir_lib.read_config(workdir)
   if ema and not config.get("ema_decay", 0.0):
     raise ConfigError(f"{workdir} was trained without an EMA (config.ema_decay = 0).")
   tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
-  vocab_path = os.path.join(workdir, pipeline.VOCAB_FILE)
+  vocab_path = workdir_lib.path(workdir, workdir_lib.VOCAB)
   if not os.path.exists(vocab_path):
-    raise ConfigError(f"{workdir} has no {pipeline.VOCAB_FILE}: the run stopped before "
+    raise ConfigError(f"{workdir} has no {workdir_lib.VOCAB}: the run stopped before "
                       "reading its data.")
   vocabs = vocab_lib.load_vocabs(vocab_path)
   pipeline.check_saved_vocabs(vocabs, tasks, vocab_path)
   tasks = tasks_lib.bind_data(tasks, vocabs)
-  weights_path = os.path.join(workdir, pipeline.CLASS_WEIGHTS_FILE)
-  if os.path.exists(weights_path):  # The loss's class weights, for the reported eval loss.
-    with open(weights_path) as f:
-      weights = json.load(f)
-    tasks = [dataclasses.replace(t, class_weights=tuple(weights.get(t.name, ()))) for t in tasks]
+  # The loss's class weights, for the reported eval loss.
+  weights = workdir_lib.read_class_weights(workdir)
+  tasks = [dataclasses.replace(t, class_weights=tuple(weights.get(t.name, ()))) for t in tasks]
   mesh = parallel.make_mesh()
-  # The optimizer only gives the checkpoint's structure; its schedule is irrelevant.
-  tx, _ = optim.make_optimizer(config.optimizer, 1)
-  graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
+  graphdef, state = train_state.create(config, tasks, vocabs, mesh)  # Model (and EMA) only.
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, tasks)
   try:
     step = _pick_step(checkpoints, str(checkpoint), workdir)
@@ -122,7 +106,7 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
 
 
 def _predict(graphdef, state, images, *, tasks, use_ema, flip):
-  model = nnx.merge(graphdef, state)[train.EMA if use_ema else train.MODEL]
+  model = nnx.merge(graphdef, state).scored_model(use_ema)
   outputs = model.predict(images, flip)
   activations = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
   return {t.name: activations.get(t.kind, lambda x: x)(outputs[t.name].astype(jnp.float32))

@@ -85,7 +85,7 @@ def _node(config, path):
 
 def jax_setup(image_size: int, batch: int, config_overrides: dict):
   import numpy as np
-  from fashion_jax import optim, parallel, train
+  from fashion_jax import optim, parallel, train, train_state
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data.vocab import Vocab
 
@@ -98,7 +98,7 @@ def jax_setup(image_size: int, batch: int, config_overrides: dict):
   vocabs = {t.name: Vocab(t.column, [f"c{i}" for i in range(CLASSES[t.name])]) for t in tasks}
   mesh = parallel.make_mesh()
   tx, _ = optim.make_optimizer(config.optimizer, 1000)
-  graphdef, state = train.create_train_state(config, tasks, vocabs, tx, mesh)
+  graphdef, state = train_state.create(config, tasks, vocabs, mesh, tx)
   train_fn = train.compile_train_step(graphdef, tasks, mesh,
                                       skip_nonfinite=config.nonfinite_policy == "skip")
   (eval_fn, _), = train.compile_eval_steps(graphdef, tasks, mesh).values()

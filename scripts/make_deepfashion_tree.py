@@ -21,7 +21,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from fashion_jax.data.sources import SAMPLE_DIR  # noqa: E402
+from fashion_jax.data.product_images import SAMPLE_DIR  # noqa: E402
 
 # The 50 categories of the benchmark, with their types (1 upper, 2 lower, 3 full body).
 CATEGORIES = [

@@ -24,7 +24,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from fashion_jax.config_lib import load_sibling_config  # noqa: E402
-from fashion_jax.data.sources import SAMPLE_DIR  # noqa: E402
+from fashion_jax.data.product_images import SAMPLE_DIR  # noqa: E402
 from fashion_jax.tasks import task_config  # noqa: E402
 
 SAMPLE_COLUMNS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour",

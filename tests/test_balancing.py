@@ -63,5 +63,5 @@ def test_balancers_train_and_log_their_weights(tmp_path, name):
     assert not np.isclose(weights["articleType"][-1], 1.0)
     from fashion_jax import trained
     run = trained.load(str(tmp_path), "latest")
-    log_variances = jax.device_get(run.state[0]["loss_log_variances"][...])
+    log_variances = jax.device_get(run.state["model"]["loss_log_variances"][...])
     np.testing.assert_allclose(np.exp(-log_variances[0]), weights["articleType"][-1], rtol=1e-2)

@@ -18,12 +18,13 @@ from PIL import Image
 
 from conftest import run_main, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import metric_window, optim, parallel, train
+from fashion_jax import metric_window, optim, parallel, train, train_state
+from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import bad_samples, pipeline, sources, transforms
+from fashion_jax.data import pipeline, product_images, sources, transforms
 from fashion_jax.errors import CheckpointMismatchError, DataError, WorkdirError
 
-SAMPLE_JPEG = os.path.join(sources.SAMPLE_DIR, "images", "10007.jpg")
+SAMPLE_JPEG = os.path.join(product_images.SAMPLE_DIR, "images", "10007.jpg")
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
@@ -99,7 +100,7 @@ def test_broken_images_are_skipped_and_listed_in_the_workdir(broken_tree, tmp_pa
   run = run_main(tmp_path / "run", f"--config.datasets.products.root={root}",
                  "--config.num_train_steps=4")
   assert run.returncode == 0, run.stderr[-3000:]
-  report = json.loads((tmp_path / "run" / bad_samples.REPORT_FILE).read_text())
+  report = json.loads((tmp_path / "run" / workdir_lib.BAD_SAMPLES).read_text())
   assert report["policy"] == "skip" and report["count"] == 3
   assert {os.path.basename(p) for p in report["samples"]} == set(broken)
   reasons = {os.path.basename(p): s["reason"] for p, s in report["samples"].items()}
@@ -154,7 +155,7 @@ def test_label_never_seen_in_training_is_masked_and_reported(product_tree, tmp_p
   test = again.splits["test"]
   row = list(test.table.ids).index(test_id)
   assert test.masks["gender"][row] == 0 and test.masks["articleType"][row] == 1
-  report = json.loads((tmp_path / "run" / pipeline.REPORT_FILE).read_text())
+  report = json.loads((tmp_path / "run" / workdir_lib.DATA_REPORT).read_text())
   problems = report["products"]["problems"]
   kind = "test 'gender' labels not in task 'gender's training classes (masked)"
   assert f"'Robots' (id {test_id})" in problems[kind]["first"]
@@ -178,7 +179,7 @@ def _tiny_state(config):
   tasks = tasks_lib.parse_tasks(config.tasks)
   data = pipeline.prepare_data(config, tasks, None)
   tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train.create_train_state(config, data.tasks, data.vocabs, tx, mesh)
+  graphdef, state = train_state.create(config, data.tasks, data.vocabs, mesh, tx)
   return data, graphdef, state, mesh
 
 
@@ -338,14 +339,13 @@ def test_other_tasks_list_the_differences_and_backbone_init_is_the_way(tmp_path)
                                                     r"--config.model.pretrained="):
     checkpoint_lib.Checkpoints(str(tmp_path), other, other_tasks).restore(1, other_state)
   # Partial initialisation: the backbone (only) of that run.
-  with open(tmp_path / train.CONFIG_FILE, "w") as f:
-    f.write(config.to_json_best_effort())
+  workdir_lib.write_config(str(tmp_path), config)
   other.model.pretrained = str(tmp_path)
   _, _, initialised, _ = _tiny_state(other)
   with ocp.StandardCheckpointer() as checkpointer:
     saved = checkpointer.restore(str(tmp_path / "checkpoints" / "1" / "state"))
-  saved_backbone = _by_path(saved["0"]["backbone"])
-  new_backbone = _by_path(initialised[train.MODEL]["backbone"])
+  saved_backbone = _by_path(saved["model"]["backbone"])
+  new_backbone = _by_path(initialised["model"]["backbone"])
   assert saved_backbone.keys() == new_backbone.keys() and len(new_backbone) > 20
   for path, value in saved_backbone.items():
     np.testing.assert_array_equal(new_backbone[path], value, err_msg=str(path))

@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_config
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline, transforms
-from fashion_jax.data.sources import SAMPLE_DIR
+from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.tasks import task_config
 
 

@@ -11,7 +11,7 @@ import torch
 from flax import nnx
 
 from conftest import REPO, tiny_config
-from fashion_jax import optim, parallel, pretrained, train
+from fashion_jax import optim, parallel, pretrained, train_state
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import DataError
@@ -36,8 +36,8 @@ def _random_torch_resnet(name, seed=0):
 def _flax_features(name, converted, images_nhwc):
   model = ResNet(name, rngs=nnx.Rngs(0), conv_implementation="xla")
   graphdef, state = nnx.split(model)
-  state = pretrained.apply_to_state(
-      jax.tree.map(lambda x: x, {0: {"backbone": state}}), converted, "test")[0]["backbone"]
+  state = pretrained.apply_to_model(
+      jax.tree.map(lambda x: x, {"backbone": state}), converted, "test")["backbone"]
   model = nnx.merge(graphdef, state)
   return np.asarray(model(images_nhwc, train=False))
 
@@ -99,11 +99,10 @@ def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
   config.model.pretrained = str(tmp_path / "w.npz")
   data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   tx, _ = optim.make_optimizer(config.optimizer, 10)
-  _, state = train.create_train_state(config, data.tasks, data.vocabs, tx,
-                                      parallel.make_mesh())
-  kernel = np.asarray(state[0]["backbone"]["stem_conv"]["kernel"][...])
+  _, state = train_state.create(config, data.tasks, data.vocabs, parallel.make_mesh(), tx)
+  kernel = np.asarray(state["model"]["backbone"]["stem_conv"]["kernel"][...])
   np.testing.assert_array_equal(kernel, state_dict["conv1.weight"].transpose(2, 3, 1, 0))
-  mean = np.asarray(state[0]["backbone"]["blocks"][2]["shortcut"]["bn"]["mean"][...])
+  mean = np.asarray(state["model"]["backbone"]["blocks"][2]["shortcut"]["bn"]["mean"][...])
   np.testing.assert_array_equal(mean, state_dict["layer2.0.downsample.1.running_mean"])
   assert os.path.exists(config.model.pretrained)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE_COLUMNS, read_sample_rows
-from fashion_jax.data import sources
+from fashion_jax.data import product_images, sources
 from fashion_jax.data.report import DataReport
 from fashion_jax.errors import ConfigError, DataError
 
@@ -28,7 +28,7 @@ def test_embedded_sample_matches_its_csv():
 
 def test_messy_csv_is_reported_and_skipped_not_fatal(product_tree):
   report = DataReport("test")
-  ids, values, paths = sources.read_styles_csv(
+  ids, values, paths = product_images.read_styles_csv(
       str(product_tree / "styles.csv"), str(product_tree / "images"),
       ["baseColour", "tags", "productDisplayName"], report)
   rows = read_sample_rows()[:80]
@@ -51,7 +51,7 @@ def test_extra_commas_without_free_text_column_are_skipped(tmp_path):
     (tmp_path / "images" / f"{i}.jpg").write_bytes(b"x")
   (tmp_path / "styles.csv").write_text("id,gender\n1,Men\n2,Women,Extra\n")
   report = DataReport("t")
-  ids, _, _ = sources.read_styles_csv(str(tmp_path / "styles.csv"), str(tmp_path / "images"),
+  ids, _, _ = product_images.read_styles_csv(str(tmp_path / "styles.csv"), str(tmp_path / "images"),
                                       ["gender"], report)
   assert ids == ["1"]
   assert report.counts["malformed rows (wrong number of fields)"] == 1
@@ -93,7 +93,7 @@ def _local_hf_dataset(n=40):
   data["id"] = [int(r["id"]) for r in rows]
   data["year"] = [int(r["year"]) for r in rows]
   data["usage"][0] = None  # The hub copy has missing values in several label columns.
-  data["image"] = [os.path.join(sources.SAMPLE_DIR, "images", f"{r['id']}.jpg") for r in rows]
+  data["image"] = [os.path.join(product_images.SAMPLE_DIR, "images", f"{r['id']}.jpg") for r in rows]
   features = datasets.Features({**{c: datasets.Value("string") for c in SAMPLE_COLUMNS},
                                 "id": datasets.Value("int64"), "year": datasets.Value("int64"),
                                 "image": datasets.Image()})
@@ -115,7 +115,7 @@ def test_hugging_face_source_reads_local_copies(tmp_path, layout):
   assert list(table.columns["articleType"]) == [r["articleType"] for r in rows]
   assert table.columns["usage"][0] == "" and table.columns["year"][1] == rows[1]["year"]
   assert report.counts["empty 'usage' labels (masked for that task)"] == 1
-  with open(os.path.join(sources.SAMPLE_DIR, "images", f"{rows[5]['id']}.jpg"), "rb") as f:
+  with open(os.path.join(product_images.SAMPLE_DIR, "images", f"{rows[5]['id']}.jpg"), "rb") as f:
     assert table.image(5) == f.read()
   assert np.all(table.rows == np.arange(len(rows)))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import optim, parallel, stages, train
+from fashion_jax import optim, parallel, stages, train, train_state
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
@@ -55,7 +55,7 @@ def test_frozen_backbone_keeps_parameters_statistics_and_moments():
   data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   tasks = data.tasks
   tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train.create_train_state(config, tasks, data.vocabs, tx, mesh)
+  graphdef, state = train_state.create(config, tasks, data.vocabs, mesh, tx)
   batch = parallel.shard_batch(next(pipeline.train_iterator(
       data.splits["train"], config.data, 16, 0)), mesh)
   before_backbone, before_heads = _leaves(state, True), _leaves(state, False)
@@ -129,7 +129,7 @@ def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
   run = trained.load(str(tmp_path), "latest")
   def kernel(part):
     return np.asarray(run.state[part]["heads"]["articleType"]["kernel"][...])
-  assert not np.allclose(kernel(train.MODEL), kernel(train.EMA))  # The average lags.
+  assert not np.allclose(kernel("model"), kernel("ema"))  # The average lags.
   summary = evaluate.evaluate_workdir(str(tmp_path), "test", "latest", grid_images=2, ema=True)
   np.testing.assert_allclose(summary["metrics"]["articleType"]["accuracy"],
                              results["test_ema/articleType/accuracy"], rtol=1e-6)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, tiny_config
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline, sources, tfds_builder
+from fashion_jax.data import pipeline, product_images, sources, tfds_builder
 from fashion_jax.errors import DataError
 
 
@@ -19,7 +19,7 @@ def data_dir(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("tfds"))
   # The command users run, in its own process (as a user would; no TensorFlow installed).
   done = subprocess.run([sys.executable, "-m", "fashion_jax.build_tfds",
-                         f"--manual_dir={sources.SAMPLE_DIR}", f"--data_dir={out}"],
+                         f"--manual_dir={product_images.SAMPLE_DIR}", f"--data_dir={out}"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.strip().endswith("fashion_product_images/1.0.0")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, run_main, snapshot, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import optim, parallel, train
+from fashion_jax import optim, parallel, train, train_state
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
@@ -24,7 +24,7 @@ def _setup(config, mesh=None):
   data = pipeline.prepare_data(config, tasks, None)
   tasks = data.tasks
   tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train.create_train_state(config, tasks, data.vocabs, tx, mesh)
+  graphdef, state = train_state.create(config, tasks, data.vocabs, mesh, tx)
   train_fn, evaluators = train.compile_steps(graphdef, tasks, mesh)
   (eval_fn, _), = evaluators.values()
   return tasks, data, state, train_fn, eval_fn, mesh

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO
 from fashion_jax import train, trained
-from fashion_jax.data.sources import SAMPLE_DIR
+from fashion_jax import workdir as workdir_lib
+from fashion_jax.data.product_images import SAMPLE_DIR
 
 V1 = os.path.join(REPO, "tests", "data", "checkpoint_v1")
 
@@ -34,7 +35,7 @@ def test_a_v1_checkpoint_predicts_what_it_predicted_when_written(v1_workdir, ema
 
 
 def test_a_v1_checkpoint_resumes_training(v1_workdir):
-  config = trained.read_config(v1_workdir)
+  config = workdir_lib.read_config(v1_workdir)
   config.num_train_steps = 4
   results = train.train_and_evaluate(config, v1_workdir)
   assert np.isfinite(results["val/articleType/loss"])

@@ -17,7 +17,6 @@ from fashion_jax.errors import ConfigError, DataError
 
 PROBLEM = "problem"
 POLICIES = ("skip", "fail")
-REPORT_FILE = "bad_samples.json"
 
 
 def check_policy(policy: str) -> None:
@@ -64,9 +63,3 @@ class BadSamples:
       json.dump(report, f, indent=1)
     os.replace(tmp, self.report_path)
     self._unsaved = False
-
-
-def report_path(workdir: str, process_index: int) -> str:
-  """Each process meets the bad samples of its own shard; the chief's file is the usual name."""
-  name = REPORT_FILE if process_index == 0 else f"bad_samples.process{process_index}.json"
-  return os.path.join(workdir, name)

@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-from fashion_jax.data import sources
+from fashion_jax.data.report import DataReport
+from fashion_jax.data.table import Table
 from fashion_jax.errors import DataError
 
 PACK_FILE = "pack.json"
@@ -27,7 +28,7 @@ def _shard_names(count: int) -> list[str]:
   return [f"images-{i:05d}-of-{count:05d}.array_record" for i in range(count)]
 
 
-def pack(table: sources.Table, out_dir: str, description: dict, rows_per_shard: int = 10000,
+def pack(table: Table, out_dir: str, description: dict, rows_per_shard: int = 10000,
          progress: bool = True) -> dict:
   """Writes `table` (images and labels) to `out_dir`; returns the pack's summary."""
   from array_record.python.array_record_module import ArrayRecordWriter
@@ -96,7 +97,6 @@ class PackedImages:
 
 def load_packed(data_config, columns, seed: int, where: str):
   """The `array_record` source: a folder written by `pack`."""
-  from fashion_jax.data.report import DataReport
   folder = data_config.root
   if not folder or not os.path.exists(os.path.join(folder, PACK_FILE)):
     raise DataError(f"{where}.root={folder!r} is not a pack (no {PACK_FILE}); write one with "
@@ -116,7 +116,7 @@ def load_packed(data_config, columns, seed: int, where: str):
   extra = {k: None if rows[k] is None else np.asarray(rows[k], dtype=object if k != "boxes"
                                                            else np.int64)
            for k in ("splits", "roles", "boxes")}
-  table = sources.Table(images=images, rows=np.arange(len(rows["ids"])),
+  table = Table(images=images, rows=np.arange(len(rows["ids"])),
                         ids=np.asarray(rows["ids"], dtype=object),
                         columns={c: np.asarray(rows["columns"][c], dtype=object)
                                  for c in columns}, **extra)

@@ -25,17 +25,14 @@ from absl import logging
 from fashion_jax import checks
 from fashion_jax import hierarchy as hierarchy_lib
 from fashion_jax import tasks as tasks_lib
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples, sources
+from fashion_jax.data.table import ROLES, Table
 from fashion_jax.data import splits as splits_lib
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.errors import CheckpointMismatchError, ConfigError, DataError
 
-VOCAB_FILE = "vocab.json"
-SPLIT_FILE = "split_{dataset}.csv"  # Per dataset: id,split of every row the run read.
-REPORT_FILE = "data_report.json"
-CLASS_WEIGHTS_FILE = "class_weights.json"
-ROLES = sources.ROLES
 # Training augmentation (config.augment); this default is a horizontal flip only.
 DEFAULT_AUGMENT = ml_collections.ConfigDict(dict(
     flip=True,
@@ -52,7 +49,7 @@ DEFAULT_AUGMENT = ml_collections.ConfigDict(dict(
 class SplitData:
   """One split of one dataset: rows, encoded labels, per-task masks and how to read them."""
 
-  table: sources.Table
+  table: Table
   labels: dict[str, np.ndarray]
   masks: dict[str, np.ndarray]
   roles: np.ndarray  # int32 [N], values of ROLES.
@@ -79,16 +76,15 @@ class Data:
     """Writes what the run learned from the data next to its checkpoints: vocabularies
     (unless they came from there), data report, class weights, hierarchy."""
     if not self.vocabs_saved:
-      vocab_lib.save_vocabs(os.path.join(workdir, VOCAB_FILE), self.vocabs)
+      vocab_lib.save_vocabs(workdir_lib.path(workdir, workdir_lib.VOCAB), self.vocabs)
       self.vocabs_saved = True
-    save_reports(os.path.join(workdir, REPORT_FILE), self.reports)
+    save_reports(workdir_lib.path(workdir, workdir_lib.DATA_REPORT), self.reports)
     # What the loss weighed each class with.
-    with open(os.path.join(workdir, CLASS_WEIGHTS_FILE), "w") as f:
-      json.dump({t.name: list(t.class_weights) for t in self.tasks if t.class_weights}, f,
-                indent=1)
-    hierarchy_lib.save(os.path.join(workdir, hierarchy_lib.HIERARCHY_FILE), self.hierarchy)
+    workdir_lib.write_class_weights(
+        workdir, {t.name: list(t.class_weights) for t in self.tasks if t.class_weights})
+    hierarchy_lib.save(workdir_lib.path(workdir, workdir_lib.HIERARCHY), self.hierarchy)
     for name, split_data in self.datasets.items():
-      splits_lib.write_split_file(os.path.join(workdir, SPLIT_FILE.format(dataset=name)),
+      splits_lib.write_split_file(workdir_lib.split_path(workdir, name),
                                   {s: d.table.ids for s, d in split_data.items()})
 
   @property
@@ -103,7 +99,7 @@ class Data:
     return [splits[name] for splits in self.datasets.values()]
 
 
-def encode_split(table: sources.Table, tasks, vocabs, dataset: str = "") -> SplitData:
+def encode_split(table: Table, tasks, vocabs, dataset: str = "") -> SplitData:
   """Encodes the labels of `dataset`'s tasks; other datasets' tasks get mask 0."""
   labels, masks = {}, {}
   for task in tasks:
@@ -211,7 +207,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
       raise DataError(f"{where}: the training split is empty after reading and filtering.")
-  vocab_path = os.path.join(workdir, VOCAB_FILE) if workdir else None
+  vocab_path = workdir_lib.path(workdir, workdir_lib.VOCAB) if workdir else None
   saved_vocabs = bool(vocab_path and os.path.exists(vocab_path))
   if saved_vocabs:
     vocabs = vocab_lib.load_vocabs(vocab_path)

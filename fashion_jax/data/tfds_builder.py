@@ -21,11 +21,12 @@ and is imported only here.
 
 import os
 
-from fashion_jax.data import sources
+from fashion_jax.data import product_images
 from fashion_jax.data.report import DataReport
+from fashion_jax.data.table import make_table
 from fashion_jax.errors import DataError
 
-NAME = sources.SOURCES["tfds"].options["tfds_name"]
+NAME = "fashion_product_images"
 LABEL_COLUMNS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour",
                  "season", "year", "usage")
 
@@ -70,7 +71,7 @@ def builder_class():
 
     def _generate_examples(self, root):
       report = DataReport(source=os.path.join(root, "styles.csv"))
-      ids, values, paths = sources.read_styles_csv(
+      ids, values, paths = product_images.read_styles_csv(
           os.path.join(root, "styles.csv"), os.path.join(root, "images"), LABEL_COLUMNS,
           report)
       report.log()
@@ -150,5 +151,5 @@ def load_tfds(data_config, columns, seed: int, where: str):
         report.add(f"empty '{c}' labels (masked for that task)", f"{description}[{i}]")
       values[c].append(value)
   report.log()
-  return sources.make_table(TfdsImages(data_source, description), ids, values,
+  return make_table(TfdsImages(data_source, description), ids, values,
                             f"{where}: TFDS dataset {description!r}"), report

@@ -1,5 +1,5 @@
 """Makes tests/data/checkpoint_v1: a tiny run trained by fashion_jax before the named train state."""
-import os, shutil, sys, glob, json
+import os, shutil, sys, glob
 import numpy as np
 sys.path.insert(0, "/work/main/tests"); sys.path.insert(0, "/work/main")
 import conftest
