@@ -31,9 +31,6 @@ def _define_flags():
   flags.DEFINE_string("out", "comparison", "Folder for comparison.csv and comparison.png.")
 
 
-LOWER_IS_BETTER = ("loss", "hamming_loss")
-
-
 def _headline(kind: str) -> tuple[str, ...]:
   return KINDS[kind].headline if kind in KINDS else ()
 
@@ -73,7 +70,7 @@ def delta_m(run: dict, kinds: dict, baselines: list[dict]) -> float | None:
       continue
     for metric in _headline(kinds.get(task, "")):
       if metric in values and baseline.get(metric):
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = 1.0 if KINDS[kinds[task]].higher_is_better(metric) else -1.0
         changes.append(sign * (values[metric] - baseline[metric]) / abs(baseline[metric]))
   return 100.0 * sum(changes) / len(changes) if changes else None
 

@@ -23,7 +23,6 @@ prints a summary table.
 """
 
 import ast
-import csv
 import json
 import os
 
@@ -62,14 +61,6 @@ def _define_flags():
   flags.DEFINE_enum("hierarchy", "none", ["none", "predicted", "joint"],
                     "With config.hierarchy: also score predictions made consistent with it "
                     "(child masked by the predicted parent, or the best joint path).")
-
-
-TOP_K = (3, 5)  # Top-1 is the accuracy.
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-  shifted = np.exp(logits - logits.max(-1, keepdims=True))
-  return shifted / shifted.sum(-1, keepdims=True)
 
 
 def run_split(run, splits: dict, split: str, grid_images: int):
@@ -113,17 +104,6 @@ def run_split(run, splits: dict, split: str, grid_images: int):
   return totals, rows, grid
 
 
-def label_level_scores(task, vocab, split_data, task_rows) -> dict:
-  """metrics.label_scores of a softmax task: predicted class names against the split's raw
-  labels; rows whose image could not be read are left out."""
-  readable = task_rows["readable"]
-  truth = split_data.table.columns[task.column][readable]
-  predicted = np.asarray(task.classes, dtype=object)[task_rows["outputs"].argmax(-1)][readable]
-  scores = metrics.label_scores(truth, predicted, vocab.known_labels)
-  scores["unreadable"] = int((~readable).sum())
-  return scores
-
-
 def _with_data(config, dataset: str, data_root: str, overrides) -> ml_collections.ConfigDict:
   """The run's config with `dataset` pointed at other data: `data_root` and `--set`
   fields (`datasets.<dataset>.<field>=<value>`, a Python literal or a plain string)."""
@@ -144,30 +124,6 @@ def _with_data(config, dataset: str, data_root: str, overrides) -> ml_collection
   return config
 
 
-def softmax_report(task, confusion: np.ndarray, logits: np.ndarray, labels: np.ndarray):
-  """Metrics beyond the kind's own: top-k, macro/weighted P/R/F1, per-class rows, ROC."""
-  probabilities = _softmax(logits)
-  out = {f"top{k}_accuracy": metrics.top_k_accuracy(probabilities, labels, k) for k in TOP_K
-         if k <= len(task.classes)}
-  out.update(metrics.averaged_report(confusion))
-  report = metrics.per_class_report(confusion)
-  curves, aucs = {}, {}
-  for c in np.argsort(-report["support"], kind="stable"):
-    positives = labels == c
-    if positives.any() and not positives.all():  # Both classes present: AUC defined.
-      fpr, tpr = metrics.roc_curve(probabilities[:, c], positives)
-      auc = metrics.curve_area(fpr, tpr)
-      curves[task.classes[c]] = (fpr, tpr, auc)
-      aucs[c] = auc
-  if aucs:
-    out["macro_roc_auc"] = float(np.mean(list(aucs.values())))
-  per_class = [{"class": task.classes[c], "precision": report["precision"][c],
-                "recall": report["recall"][c], "f1": report["f1"][c],
-                "support": int(report["support"][c]), "roc_auc": aucs.get(c, float("nan"))}
-               for c in range(len(task.classes))]
-  return out, per_class, curves
-
-
 def hierarchy_report(parent: str, child: str, parents: np.ndarray, rows,
                      mode: str) -> dict[str, dict[str, float]]:
   """Consistency of the raw predictions with the hierarchy (every sample of the split),
@@ -176,38 +132,14 @@ def hierarchy_report(parent: str, child: str, parents: np.ndarray, rows,
   out = {child: {f"consistency_with_{parent}": hierarchy.consistency(
       parent_rows["outputs"].argmax(-1), child_rows["outputs"].argmax(-1), parents)}}
   if mode != "none":
-    masked, chosen = hierarchy.consistent(_softmax(parent_rows["outputs"]),
-                                          _softmax(child_rows["outputs"]), parents, mode)
+    masked, chosen = hierarchy.consistent(metrics.softmax(parent_rows["outputs"]),
+                                          metrics.softmax(child_rows["outputs"]), parents, mode)
     child_ok, parent_ok = child_rows["masks"], parent_rows["masks"]
     out[child][f"accuracy_{mode}_hierarchy"] = float(
         (masked.argmax(-1)[child_ok] == child_rows["labels"][child_ok]).mean())
     out[parent] = {f"accuracy_{mode}_hierarchy": float(
         (chosen[parent_ok] == parent_rows["labels"][parent_ok]).mean())}
   return out
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-  with open(path, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    for row in rows:
-      writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in row.items()})
-
-
-def _caption(task, label, output, has_label) -> tuple[str, bool]:
-  if task.kind == "softmax":
-    predicted = task.classes[int(np.argmax(output))]
-    if not has_label:
-      return f"{task.name}: {predicted}", False
-    truth = task.classes[int(label)]
-    return (f"{task.name}: {predicted}" + ("" if predicted == truth else f" (true {truth})"),
-            predicted != truth)
-  if task.kind == "sigmoid":
-    threshold = task.option("threshold")
-    logit = np.log(threshold / (1 - threshold))  # sigmoid(x) >= threshold <=> x >= logit
-    predicted = [task.classes[j] for j in np.flatnonzero(output >= logit)][:3]
-    return f"{task.name}: {', '.join(predicted) or '-'}", False
-  return "", False
 
 
 def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
@@ -259,25 +191,13 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
     if task.name not in totals:
       continue
     task_metrics = {k: float(v) for k, v in task.spec.summarize(task, totals[task.name]).items()}
-    labelled = rows[task.name]["masks"]
-    if task.kind == "softmax":
-      confusion = np.asarray(totals[task.name]["confusion"])
-      extra, per_class, curves = softmax_report(task, confusion,
-                                                rows[task.name]["outputs"][labelled],
-                                                rows[task.name]["labels"][labelled])
-      task_metrics.update(extra)
-      csv_path = os.path.join(out_dir, f"{task.name}_per_class.csv")
-      _write_csv(csv_path, per_class)
-      files += [csv_path, plots.confusion_matrix(
-          os.path.join(out_dir, f"confusion_{task.name}.png"), confusion, task.classes,
-          f"{task.name} ({split}, step {run.step}), rows normalised", max_classes)]
-      if curves:
-        files.append(plots.roc_curves(os.path.join(out_dir, f"roc_{task.name}.png"), curves,
-                                      f"{task.name}: one-vs-rest ROC ({split})"))
-    if task.kind == "softmax":  # Accuracy and macro-F1 on label names, with n.
-      task_metrics.update(label_level_scores(task, run.vocabs[task.name],
-                                             splits[task.dataset], rows[task.name]))
-    task_metrics["samples"] = int(labelled.sum())
+    raw_labels = splits[task.dataset].table.columns[task.column]
+    extra, written = task.spec.report(task, totals[task.name], rows[task.name], raw_labels,
+                                      run.vocabs[task.name], out_dir, split, run.step,
+                                      max_classes)
+    task_metrics.update(extra)
+    files += written
+    task_metrics["samples"] = int(rows[task.name]["masks"].sum())
     results[task.name] = task_metrics
   for child, learned in hierarchy.load(run.workdir).items():
     if learned["parent"] in rows and child in rows:
@@ -298,8 +218,9 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
     files.append(plots.training_curves(os.path.join(out_dir, "curves.png"), scalars,
                                        [t.name for t in tasks], os.path.basename(run.workdir)))
   images = [image for image, _ in grid]
-  captions = [[_caption(by_name[name], *values) for name, values in per_task.items()
-               if by_name[name].kind != "embedding"][:4] for _, per_task in grid]
+  captions = [[c for c in (by_name[name].spec.caption(by_name[name], *values)
+                           for name, values in per_task.items()) if c[0]][:4]
+              for _, per_task in grid]
   if images:
     files.append(plots.image_grid(os.path.join(out_dir, "predictions.png"), images, captions,
                                   f"{split}: predicted (true where wrong)"))

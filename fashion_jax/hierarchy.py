@@ -22,10 +22,10 @@ def parse(spec: str, tasks) -> list[tuple[str, str]]:
   for chain in filter(None, (c.strip() for c in spec.split(","))):
     names = [n.strip() for n in chain.split(">")]
     for name in names:
-      if name not in by_name or by_name[name].kind != "softmax":
-        softmax = sorted(n for n, t in by_name.items() if t.kind == "softmax")
-        raise ConfigError(f"config.hierarchy: {name!r} in {chain!r} is not a softmax task; "
-                          f"softmax tasks: {softmax}.")
+      if name not in by_name or not by_name[name].spec.single_label:
+        single = sorted(n for n, t in by_name.items() if t.spec.single_label)
+        raise ConfigError(f"config.hierarchy: {name!r} in {chain!r} is not a single-label "
+                          f"(softmax) task; those tasks: {single}.")
     if len(names) < 2:
       raise ConfigError(f"config.hierarchy: {chain!r} needs a parent and a child ('a>b').")
     datasets = {by_name[n].dataset for n in names}

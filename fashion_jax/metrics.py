@@ -12,6 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+  """Probabilities of host-side logits [..., C]."""
+  shifted = np.exp(logits - logits.max(-1, keepdims=True))
+  return shifted / shifted.sum(-1, keepdims=True)
+
+
 def confusion_matrix(labels: jax.Array, predictions: jax.Array, mask: jax.Array,
                      num_classes: int) -> jax.Array:
   """[true, predicted] counts of the masked samples (labels < 0 must be masked)."""

@@ -37,18 +37,6 @@ def _define_flags():
   flags.DEFINE_bool("ema", False, "Use the EMA weights (runs with config.ema_decay > 0).")
 
 
-def describe(task, output: np.ndarray, top_k: int):
-  """One task's prediction as JSON-ready rows."""
-  if task.kind == "softmax":
-    order = np.argsort(-output, kind="stable")[:top_k]
-    return [{"label": task.classes[c], "probability": round(float(output[c]), 6)} for c in order]
-  if task.kind == "sigmoid":
-    order = np.argsort(-output, kind="stable")
-    return [{"label": task.classes[c], "score": round(float(output[c]), 6)}
-            for c in order if output[c] >= task.option("threshold")]
-  return None
-
-
 def make_consistent(outputs: dict, learned: dict, mode: str) -> dict:
   """Softmax outputs of one image with each child task restricted to its parent (top-down
   along config.hierarchy); in 'joint' mode the parent becomes the best pair's."""
@@ -80,12 +68,9 @@ def predict_lines(run, paths, top_k: int = 3, with_embedding: bool = False,
       outputs = make_consistent(outputs, learned, hierarchy_mode)
     line = {"image": path, "predictions": {}}
     for task in run.tasks:
-      if task.kind == "embedding":
-        if with_embedding:
-          line.setdefault("embeddings", {})[task.name] = [
-              round(float(v), 6) for v in outputs[task.name]]
-      else:
-        line["predictions"][task.name] = describe(task, outputs[task.name], top_k)
+      fields = task.spec.predict_fields(task, outputs[task.name], top_k, with_embedding)
+      for section, value in fields.items():
+        line.setdefault(section, {})[task.name] = value
     yield line
 
 

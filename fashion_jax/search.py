@@ -37,7 +37,7 @@ def _define_flags():
 
 
 def _embedding_task(run, name: str):
-  embeddings = [t for t in run.tasks if t.kind == "embedding"]
+  embeddings = [t for t in run.tasks if t.spec.embeds]
   if not embeddings:
     raise errors.ConfigError(f"{run.workdir} has no embedding task to search with.")
   return run.task(name) if name else embeddings[0]

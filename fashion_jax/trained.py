@@ -9,7 +9,6 @@ import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -108,9 +107,7 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
 def _predict(graphdef, state, images, *, tasks, use_ema, flip):
   model = nnx.merge(graphdef, state).scored_model(use_ema)
   outputs = model.predict(images, flip)
-  activations = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
-  return {t.name: activations.get(t.kind, lambda x: x)(outputs[t.name].astype(jnp.float32))
-          for t in tasks}
+  return {t.name: t.spec.activate(t, outputs[t.name]) for t in tasks}
 
 
 def predict_fn(run: TrainedRun):

@@ -108,9 +108,7 @@ def encode_split(table: Table, tasks, vocabs, dataset: str = "") -> SplitData:
       labels[task.name], masks[task.name] = task.spec.encode(
           task, vocab, table.columns[task.column])
     else:
-      shape = (len(table), len(vocab)) if task.spec.multi_label else (len(table),)
-      labels[task.name] = (np.zeros(shape, np.float32) if task.spec.multi_label
-                           else np.full(shape, vocab_lib.MISSING, np.int32))
+      labels[task.name] = task.spec.missing_labels(task, vocab, len(table))
       masks[task.name] = np.zeros(len(table), np.float32)
   roles = (np.zeros(len(table), np.int32) if table.roles is None
            else np.asarray([ROLES[r] for r in table.roles], np.int32))
@@ -120,11 +118,10 @@ def encode_split(table: Table, tasks, vocabs, dataset: str = "") -> SplitData:
 def _build_vocabs(train_tables, tasks, datasets_config) -> dict[str, vocab_lib.Vocab]:
   vocabs = {}
   for task in tasks:
-    separator = task.option("separator") if task.spec.multi_label else None
     try:
-      vocabs[task.name] = vocab_lib.build_vocab(
-          task.column, train_tables[task.dataset].columns[task.column], task.min_count,
-          datasets_config[task.dataset].rare_policy, separator)
+      vocabs[task.name] = task.spec.build_vocab(
+          task, train_tables[task.dataset].columns[task.column],
+          datasets_config[task.dataset].rare_policy)
     except ConfigError as e:
       raise ConfigError(f"config.tasks.{task.name}: {e}") from e
   return vocabs
@@ -177,7 +174,7 @@ def split_rows(table, dataset_config, where: str) -> dict[str, np.ndarray]:
 
 def identity_task_of(tasks, dataset_config, where: str):
   """The embedding task whose identities a P x K sampler groups by, if any."""
-  embeddings = [t.name for t in tasks if t.kind == "embedding"]
+  embeddings = [t.name for t in tasks if t.spec.embeds]
   if dataset_config.sampler == "random" or not embeddings:
     if dataset_config.sampler == "pk":
       raise ConfigError(f"{where}.sampler='pk' needs an embedding task reading this dataset.")
@@ -278,13 +275,13 @@ def _report_unknown_labels(data: SplitData, tasks, split: str, report) -> None:
   """Labels outside a task's vocabulary (rare in, or absent from, the training split) are
   masked; the report says how many and which, per split."""
   for task in tasks:
-    if task.spec.multi_label or task.kind == "embedding":
-      continue  # Identities need not be seen in training; multi-hot drops unknown tags.
     values = data.table.columns[task.column]
-    unknown = np.flatnonzero((values != "") & (data.masks[task.name] == 0))
-    for i in unknown:
-      report.add(f"{split} '{task.column}' labels not in task '{task.name}'s training "
-                 "classes (masked)", f"{values[i]!r} (id {data.table.ids[i]})")
+    masked = task.spec.masked_values(task, values, data.masks[task.name])
+    if masked is None:
+      continue
+    what, rows = masked
+    for i in rows:
+      report.add(f"{split} '{task.column}' {what}", f"{values[i]!r} (id {data.table.ids[i]})")
   report.log_new()
 
 

@@ -1,6 +1,5 @@
 import json, os, shutil, sys, glob
 sys.path.insert(0, "/work/main/tests"); sys.path.insert(0, "/work/main")
-import conftest
 from fashion_jax import evaluate, predict, trained
 from fashion_jax.data.product_images import SAMPLE_DIR
 V1 = "/work/main/tests/data/checkpoint_v1"
