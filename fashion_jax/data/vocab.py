@@ -30,6 +30,9 @@ class Vocab:
   # scoring leaves out only labels absent from here (see metrics.label_scores). None in
   # vocabularies saved before it existed (then: the classes).
   train_labels: list[str] | None = None
+  # What a task kind learns from the training values besides classes (e.g. a regression
+  # target's mean and std), saved with the vocabulary; bound to the task as Task.fitted.
+  fitted: dict | None = None
 
   @property
   def known_labels(self) -> set[str]:

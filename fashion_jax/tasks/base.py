@@ -93,9 +93,11 @@ class TaskKind:
 
   def bind(self, task: Task, vocab, labels: np.ndarray | None = None,
            mask: np.ndarray | None = None) -> Task:
-    """The task with what the training data decides attached: class names and, given the
-    training split's encoded labels (training, not inference), the kind's class weights."""
-    return dataclasses.replace(task, classes=tuple(vocab.classes))
+    """The task with what the training data decides attached: class names, what the kind
+    fitted on the training values (`Vocab.fitted`) and, given the training split's encoded
+    labels (training, not inference), the kind's class weights."""
+    return dataclasses.replace(task, classes=tuple(vocab.classes),
+                               fitted=tuple(sorted((vocab.fitted or {}).items())))
 
   # --- Model and training ---
   def head_size(self, task: Task, num_classes: int) -> int:
