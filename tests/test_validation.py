@@ -12,6 +12,7 @@ from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.tasks import task_config
 
 _SIGMOID = {"tags": task_config("sigmoid", "season")}
+_REGRESSION = {"year": task_config("regression", "year")}
 _DWA = {"loss_balancing.name": "dwa"}
 
 # (overrides applied in order, what the message must contain). One row or more per field.
@@ -97,6 +98,8 @@ ROWS = [
     ({"tasks.gender.effective_beta": 1.0}, "config.tasks.gender.effective_beta=1.0"),
     ({"tasks.gender.top_k": (0,)}, "config.tasks.gender.top_k=(0,): values must be positive"),
     # sigmoid
+    ({"tasks": _REGRESSION, "tasks.year.loss_type": "huber"},
+     "config.tasks.year.loss_type='huber' is not one of"),
     ({"tasks": _SIGMOID, "tasks.tags.pos_weight": 0.0}, "config.tasks.tags.pos_weight=0.0"),
     ({"tasks": _SIGMOID, "tasks.tags.max_pos_weight": 0.5},
      "config.tasks.tags.max_pos_weight=0.5"),
@@ -195,12 +198,14 @@ def _leaf_fields(config, prefix="") -> set[str]:
 
 def test_the_table_covers_every_field_of_every_source_and_task_kind():
   config = tiny_config()
-  config.tasks = {**config.tasks, **_SIGMOID}
+  config.tasks = {**config.tasks, **_SIGMOID, **_REGRESSION}
   for source in sources.SOURCES.values():  # Every field any source has, on one dataset.
     for field, default in {**sources.DATASET_FIELDS, **source.options}.items():
       config.datasets.products[field] = default
   # A kind's options are tested on one task of that kind.
-  by_kind = {"softmax": "gender", "sigmoid": "tags", "embedding": "embedding"}
+  by_kind = {"softmax": "gender", "sigmoid": "tags", "embedding": "embedding",
+             "regression": "year"}
+  assert set(by_kind) == set(tasks_lib.KINDS)  # Every kind registered is covered.
 
   def canonical(field):
     parts = field.split(".")

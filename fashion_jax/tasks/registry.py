@@ -11,6 +11,7 @@ _MODULES = {
     "softmax": "fashion_jax.tasks.softmax",
     "sigmoid": "fashion_jax.tasks.sigmoid",
     "embedding": "fashion_jax.tasks.embedding",
+    "regression": "fashion_jax.tasks.regression",
 }
 
 
