@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from fashion_jax import cli, errors, events, hierarchy, metrics, parallel, plots, train, trained
+from fashion_jax import cli, console, errors, events, hierarchy, metrics, parallel, plots, train, trained
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
@@ -232,7 +232,7 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   table = {f"{split}/{task}/{k}": v for task, values in results.items()
            for k, v in values.items() if k != "samples"}
   print(f"{run.workdir} at step {run.step}, split '{split}':\n"
-        f"{train.format_metrics_table(table)}\nWrote {out_dir}/", flush=True)
+        f"{console.format_metrics_table(table)}\nWrote {out_dir}/", flush=True)
   return summary
 
 

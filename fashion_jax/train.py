@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from flax import nnx
 
 from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import console as console_lib
 from fashion_jax import early_stopping as early_stopping_lib
 from fashion_jax import metric_window
 from fashion_jax import optim
@@ -30,11 +30,9 @@ from fashion_jax import validation
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
-from fashion_jax.writers import metric_writers
 from fashion_jax.writers import periodic_actions
 from fashion_jax.errors import DataError
 
-COUNT_METRICS = ("n", "excluded", "unreadable")  # Row counts, printed as integers.
 
 
 def _in_backbone(path) -> bool:
@@ -167,18 +165,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
   return flat
 
 
-def format_metrics_table(metrics: dict[str, float]) -> str:
-  """'split/task/metric' values as one line per split and task."""
-  rows = {}
-  for key, value in metrics.items():
-    split, task, name = key.split("/", 2)
-    rows.setdefault((split, task), {})[name] = value
-  return "\n".join(
-      f"  {split:<5} {task:<16} " + "  ".join(
-          f"{k}={int(v)}" if k in COUNT_METRICS else f"{k}={v:.4f}" for k, v in values.items())
-      for (split, task), values in rows.items())
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains on the configured data, evaluating and checkpointing as configured.
 
@@ -230,7 +216,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     balancer.load_state_dict(extra.get("balancer", {}))
     stopper.load_state_dict(extra.get("early_stopping", {}))
     window.load_state_dict(extra.get("metric_window", {}))
-    logging.info("Resuming at step %d of %d", start_step, total_steps)
 
   # The run starts: its config and what it learned from the data go to the workdir.
   if is_chief:
@@ -238,11 +223,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     data.save(workdir)
   bad = bad_samples_lib.BadSamples(
       config.data.bad_samples, workdir_lib.bad_samples_path(workdir, jax.process_index()))
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  writer = console_lib.metric_writer(workdir, is_chief)
   if start_step == 0:
     writer.write_hparams(_flatten(config.to_dict()))
-  hooks = [periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
-                                           every_steps=config.log_every_steps)]
+  console = console_lib.TrainingConsole(workdir, total_steps, start_step, config.batch_size,
+                                        enabled=is_chief)
+  hooks = []
   if is_chief and config.profile:
     hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
 
@@ -266,8 +252,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                             "early_stopping": stopper.state_dict(),
                             "metric_window": window.state_dict()})
 
-  logging.info("Training %d steps (%d per epoch, global batch %d on %d devices)",
-               total_steps, steps_per_epoch, config.batch_size, jax.device_count())
+  console.message(
+      (f"Resuming at step {start_step} of {total_steps}" if start_step else
+       f"Training {total_steps} steps") + f" ({steps_per_epoch} per epoch, global batch "
+      f"{config.batch_size} on {jax.device_count()} devices); logs: {workdir}")
   results, last_step, stopped_by = {}, start_step, None
   skip_nonfinite = config.nonfinite_policy == "skip"
   try:
@@ -277,10 +265,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       for step in range(start_step + 1, end_step + 1):
         last_step = step
         stage = stages_lib.stage_at(stages, step)
-        if step == stage.start or step == start_step + 1:
-          logging.info("Stage '%s' from step %d to %d (frozen backbone: %s, weights: %s)",
-                       stage.name, stage.start, stage.end, stage.frozen_backbone,
-                       {t.name: t.weight for t in stage.tasks})
+        if config.stages and (step == stage.start or step == start_step + 1):
+          console.message(f"Stage '{stage.name}' from step {stage.start} to {stage.end} "
+                          f"(frozen backbone: {stage.frozen_backbone}, weights: "
+                          f"{ {t.name: t.weight for t in stage.tasks} })")
         if stage.frozen_backbone not in train_steps:
           train_steps[stage.frozen_backbone] = compile_train_step(
               graphdef, tasks, mesh, stage.frozen_backbone, ema_decay, skip_nonfinite)
@@ -292,12 +280,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           window.add(step, metrics)
         for hook in hooks:
           hook(step)
+        console.advance(step)
         if step % config.log_every_steps == 0 or step == total_steps:
           window.check(checkpoints.latest_step())
           summary = window.summary()
           balancer.observe(np.asarray([summary[f"loss/{t.name}"] for t in tasks]))
           summary["learning_rate"] = float(schedule(step - 1))
           summary["epoch"] = step / steps_per_epoch
+          summary["steps_per_sec"] = console.log_step(step, summary) / config.batch_size
           writer.write_scalars(step, summary)
           bad.save()  # Each process its own file: it meets its own shard's samples.
         eval_now = step % config.eval_every_steps == 0 or step == total_steps
@@ -305,6 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if eval_now:
           results = eval_split("val", state)
           writer.write_scalars(step, results)
+          console.evaluation(step, results)
           stop = stopper.should_stop(results)
         if stop_request.should_stop(step):
           stopped_by = stop_request.signal_name
@@ -313,9 +304,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if stopped_by:
           break
         if stop:
-          logging.warning("Early stopping at step %d: %s has not improved on %.4f for %d "
-                          "evaluations.", step, stopper.metric, stopper.best,
-                          stopper.patience)
+          console.message(f"Early stopping at step {step}: {stopper.metric} has not "
+                          f"improved on {stopper.best:.4f} for {stopper.patience} evaluations.")
           break
     if stopped_by:
       results = {}
@@ -330,13 +320,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer.flush()
     bad.save()
     checkpoints.close()  # Waits for the last asynchronous save.
+    console.close()
   if stopped_by:
-    print(f"Stopped by {stopped_by} after step {last_step} of {total_steps}; checkpoint "
-          f"saved in {checkpoints.directory}. Run the same command again to resume.",
-          flush=True)
+    stopped = (f"Stopped by {stopped_by} after step {last_step} of {total_steps}; checkpoint "
+               f"saved in {checkpoints.directory}. Run the same command again to resume.")
+    # Every process says why it exits; process 0's line also goes to train.log.
+    console.message(stopped) if is_chief else print(stopped, flush=True)
     return {}
   if is_chief and results:
     workdir_lib.write_final_metrics(workdir, last_step, results)
-    print(f"Final metrics at step {last_step}:\n{format_metrics_table(results)}", flush=True)
+    console.message(f"Final metrics at step {last_step}:\n"
+                    f"{console_lib.format_metrics_table(results)}")
   return results
 
