@@ -16,7 +16,6 @@ run with other tasks).
 
 import json
 import os
-import re
 
 import jax
 import numpy as np
@@ -27,10 +26,8 @@ from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import cli
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError, DataError
-from fashion_jax.models.resnet import ARCHITECTURES
+from fashion_jax.models import backbones
 
-_SKIPPED = re.compile(r"^(fc\.|.*num_batches_tracked$)")
-_BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
 
 def read_weights_file(path: str) -> dict[str, np.ndarray]:
@@ -60,44 +57,10 @@ def read_weights_file(path: str) -> dict[str, np.ndarray]:
   raise ConfigError(f"{path}: expected a .pth, .pt, .safetensors or .npz file.")
 
 
-def torchvision_names(model: str) -> dict[str, tuple[str, ...]]:
-  """torchvision/timm parameter name -> path in our backbone's state."""
-  if model not in ARCHITECTURES:
-    raise ConfigError(f"--model={model!r} is not one of {sorted(ARCHITECTURES)}.")
-  arch = ARCHITECTURES[model]
-  bottleneck = arch.block.expansion == 4
-  names = {"conv1.weight": ("stem_conv", "kernel")}
-  names.update({f"bn1.{k}": ("stem_bn", v) for k, v in _BN.items()})
-  index = 0
-  for stage, size in enumerate(arch.stage_sizes):
-    for i in range(size):
-      prefix, ours = f"layer{stage + 1}.{i}", ("blocks", index)
-      for n in range(1, 4 if bottleneck else 3):
-        names[f"{prefix}.conv{n}.weight"] = (*ours, f"conv{n}", "kernel")
-        names.update({f"{prefix}.bn{n}.{k}": (*ours, f"bn{n}", v) for k, v in _BN.items()})
-      if stage > 0 and i == 0 or (stage == 0 and i == 0 and bottleneck):
-        names[f"{prefix}.downsample.0.weight"] = (*ours, "shortcut", "conv", "kernel")
-        names.update({f"{prefix}.downsample.1.{k}": (*ours, "shortcut", "bn", v)
-                      for k, v in _BN.items()})
-      index += 1
-  return names
-
-
 def convert(weights: dict[str, np.ndarray], model: str, source: str = "weights") -> dict:
-  """{our backbone path (tuple): array}, checked for missing and unexpected names."""
-  names = torchvision_names(model)
-  unexpected = sorted(k for k in weights if k not in names and not _SKIPPED.match(k))
-  missing = sorted(k for k in names if k not in weights)
-  if unexpected or missing:
-    raise DataError(f"{source} does not match a torchvision/timm {model}: "
-                    f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} "
-                    f"unexpected (e.g. {unexpected[:3]}). Deep-stem variants (resnet50d) "
-                    "and other widths are not supported.")
-  converted = {}
-  for name, path in names.items():
-    value = np.asarray(weights[name], np.float32)
-    converted[path] = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value
-  return converted
+  """{our backbone path (tuple): array}, checked for missing and unexpected names (the
+  mapping is the backbone family's: models/backbones.py)."""
+  return backbones.family(model).convert_foreign(model, weights, source)
 
 
 def _nested(flat: dict) -> dict:
@@ -193,7 +156,7 @@ def apply_to_model(model_state, converted: dict, source: str):
 
 def _define_flags():
   flags.DEFINE_string("weights", None, "A torchvision/timm ResNet .pth, .safetensors or .npz.")
-  flags.DEFINE_string("model", "resnet50", f"One of {sorted(ARCHITECTURES)}.")
+  flags.DEFINE_string("model", "resnet50", f"One of {sorted(backbones.NAMES)}.")
   flags.DEFINE_string("out", None, "Folder for the Orbax checkpoint of the backbone.")
 
 

@@ -184,7 +184,7 @@ def test_deepfashion_configs_train_end_to_end_on_the_synthetic_tree(tree, tmp_pa
   for key in expected:
     np.testing.assert_allclose(scalars[key], metrics[key], rtol=1e-5)
   if "stages" in " ".join(flags):
-    assert "Stage 'heads' from step 1" in result.stderr and "Stage 'joint'" in result.stderr
+    assert "Stage 'heads' from step 1" in result.stdout and "Stage 'joint'" in result.stdout
 
 
 def test_category_run_uses_the_official_partition(tree, tmp_path):

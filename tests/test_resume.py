@@ -132,7 +132,7 @@ def test_sigkill_then_rerun_ends_bitwise_equal(uninterrupted, tmp_path):
   assert code == -signal.SIGKILL, f"the run ended before it was killed: {err[-2000:]}"
   assert not (workdir / "final_metrics.json").exists()
   resumed = _run(tmp_path, workdir)
-  assert "Resuming at step" in resumed.stderr
+  assert "Resuming at step" in resumed.stdout
   _assert_same_run(workdir, uninterrupted)
 
 
@@ -146,5 +146,5 @@ def test_sigterm_checkpoints_exits_0_and_resumes_bitwise_equal(uninterrupted, tm
   saved = sorted(int(n) for n in os.listdir(workdir / "checkpoints") if n.isdigit())
   assert saved[-1] == stopped_at  # The stop itself wrote a checkpoint.
   resumed = _run(tmp_path, workdir)
-  assert f"Resuming at step {stopped_at} of {STEPS}" in resumed.stderr
+  assert f"Resuming at step {stopped_at} of {STEPS}" in resumed.stdout
   _assert_same_run(workdir, uninterrupted)

@@ -226,7 +226,7 @@ def test_main_trains_writes_outputs_and_resumes(tmp_path):
 
   again = run_main(workdir, "--config.num_train_steps=6")
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "Resuming at step 4 of 6" in again.stderr
+  assert "Resuming at step 4 of 6" in again.stdout
   assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
 
 

@@ -1,4 +1,5 @@
-"""The multi-task model: one backbone, one linear head per task."""
+"""The multi-task model: one backbone (any family of models/backbones.py), one linear
+head per task."""
 
 import os
 
@@ -9,14 +10,7 @@ from flax import nnx
 
 from fashion_jax import checks
 from fashion_jax.errors import ConfigError
-from fashion_jax.models import conv
-from fashion_jax.models.resnet import ARCHITECTURES, ResNet
-
-# ImageNet statistics (RGB, 0-255 scale); kept so that ImageNet weights can be imported.
-# numpy, not jnp: a jax array made at import would start the backend before
-# jax.distributed.initialize() (multi-host runs must call that first).
-_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
-_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+from fashion_jax.models import backbones, conv
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -44,10 +38,15 @@ class MultiTaskModel(nnx.Module):
   host memory and transfer) and train, eval and predict share one preprocessing.
   """
 
-  def __init__(self, backbone: ResNet, head_sizes: dict[str, int],
+  def __init__(self, backbone: nnx.Module, head_sizes: dict[str, int],
                normalized_heads: tuple[str, ...], *, dtype, rngs: nnx.Rngs,
-               learned_loss_weights: bool = False):
+               learned_loss_weights: bool = False,
+               input_mean=backbones.IMAGENET_MEAN, input_std=backbones.IMAGENET_STD):
     self.backbone = backbone
+    # numpy, not jnp: a jax array made here could start the backend before
+    # jax.distributed.initialize() (multi-host runs must call that first).
+    self.input_mean = tuple(float(v) for v in input_mean)
+    self.input_std = tuple(float(v) for v in input_std)
     self.heads = nnx.Dict({
         name: nnx.Linear(backbone.num_features, size, dtype=dtype, rngs=rngs)
         for name, size in head_sizes.items()})
@@ -60,7 +59,9 @@ class MultiTaskModel(nnx.Module):
   def __call__(self, images: jax.Array, train: bool = False,
                frozen_backbone: bool = False) -> dict[str, jax.Array]:
     """`frozen_backbone`: no gradient into the backbone, and its BatchNorm in eval mode."""
-    x = ((images.astype(jnp.float32) - _MEAN) / _STD).astype(self.dtype)
+    mean = np.asarray(self.input_mean, np.float32)
+    std = np.asarray(self.input_std, np.float32)
+    x = ((images.astype(jnp.float32) - mean) / std).astype(self.dtype)
     features = self.backbone(x, train and not frozen_backbone)
     if frozen_backbone:
       features = jax.lax.stop_gradient(features)
@@ -85,19 +86,19 @@ class MultiTaskModel(nnx.Module):
 
 def check_config(model_config, image_size) -> None:
   """`config.model`, and `config.data.image_size` against the backbone's total stride."""
-  checks.choice(model_config.name, "model.name", ARCHITECTURES)
-  checks.number(model_config.width, "model.width", 1, integer=True)
+  backbones.check_config(model_config)
   checks.choice(model_config.dtype, "model.dtype", DTYPES)
   checks.choice(model_config.conv, "model.conv", conv.IMPLEMENTATIONS)
   if model_config.pretrained and not os.path.exists(model_config.pretrained):
     raise ConfigError(f"config.model.pretrained={model_config.pretrained!r} does not exist: "
                       "give a weights file (.pth/.safetensors/.npz), a folder written by "
                       "python -m fashion_jax.pretrained, or another run's workdir.")
-  if not (isinstance(image_size, int) and image_size >= ResNet.total_stride):
+  stride = backbones.family(model_config.name).total_stride
+  if not (isinstance(image_size, int) and image_size >= stride):
     raise ConfigError(
-        f"config.data.image_size={image_size!r} must be an integer >= {ResNet.total_stride}: "
-        f"{model_config.name} divides the image side by {ResNet.total_stride}, so "
-        f"{ResNet.total_stride} px is its smallest input.")
+        f"config.data.image_size={image_size!r} must be an integer >= {stride}: "
+        f"{model_config.name} divides the image side by {stride}, so "
+        f"{stride} px is its smallest input.")
 
 
 def build_model(model_config, tasks, vocabs, seed: int,
@@ -107,10 +108,12 @@ def build_model(model_config, tasks, vocabs, seed: int,
   checks.choice(dtype_name, "model.dtype", DTYPES)
   dtype = DTYPES[dtype_name]
   rngs = nnx.Rngs(seed)
-  backbone = ResNet(model_config.name, width=model_config.width, dtype=dtype,
-                    conv_implementation=conv.resolve_implementation(model_config.get("conv", "auto")),
-                    rngs=rngs)
+  family = backbones.family(model_config.name)
+  backbone = family.build(model_config.name, model_config, dtype=dtype, rngs=rngs,
+                          conv_implementation=conv.resolve_implementation(
+                              model_config.get("conv", "auto")))
   head_sizes = {t.name: t.spec.head_size(t, len(vocabs[t.name])) for t in tasks}
   normalized = tuple(t.name for t in tasks if t.spec.normalize_output)
   return MultiTaskModel(backbone, head_sizes, normalized, dtype=dtype, rngs=rngs,
-                        learned_loss_weights=learned_loss_weights)
+                        learned_loss_weights=learned_loss_weights,
+                        input_mean=family.input_mean, input_std=family.input_std)

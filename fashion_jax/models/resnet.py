@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fashion_jax.models.conv import Conv, place_tap, window_taps
+from fashion_jax import checks
 from fashion_jax.errors import ConfigError
+from fashion_jax.models import backbones
+from fashion_jax.models.conv import Conv, place_tap, window_taps
 
 # He-normal over fan-out, as torchvision initialises its ResNets.
 _conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -170,3 +172,45 @@ class ResNet(nnx.Module):
     for block in self.blocks:
       x = block(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+# torchvision BatchNorm tensor -> our BatchNorm variable.
+_BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+
+
+class ResNetFamily(backbones.Family):
+  """ResNet-18/34/50/101 (and resnet_tiny for tests); option `width`: channels of the
+  stem and first stage (64 for the standard networks and their ImageNet weights)."""
+
+  names = tuple(ARCHITECTURES)
+  options = {"width": 64}
+  total_stride = ResNet.total_stride
+
+  def build(self, name, model_config, *, dtype, conv_implementation, rngs):
+    return ResNet(name, width=model_config.get("width", 64), dtype=dtype,
+                  conv_implementation=conv_implementation, rngs=rngs)
+
+  def check_options(self, model_config):
+    checks.number(model_config.get("width", 64), "model.width", 1, integer=True)
+
+  def foreign_names(self, name):
+    arch = ARCHITECTURES[name]
+    bottleneck = arch.block.expansion == 4
+    names = {"conv1.weight": ("stem_conv", "kernel")}
+    names.update({f"bn1.{k}": ("stem_bn", v) for k, v in _BN.items()})
+    index = 0
+    for stage, size in enumerate(arch.stage_sizes):
+      for i in range(size):
+        prefix, ours = f"layer{stage + 1}.{i}", ("blocks", index)
+        for n in range(1, 4 if bottleneck else 3):
+          names[f"{prefix}.conv{n}.weight"] = (*ours, f"conv{n}", "kernel")
+          names.update({f"{prefix}.bn{n}.{k}": (*ours, f"bn{n}", v) for k, v in _BN.items()})
+        if stage > 0 and i == 0 or (stage == 0 and i == 0 and bottleneck):
+          names[f"{prefix}.downsample.0.weight"] = (*ours, "shortcut", "conv", "kernel")
+          names.update({f"{prefix}.downsample.1.{k}": (*ours, "shortcut", "bn", v)
+                        for k, v in _BN.items()})
+        index += 1
+    return names
+
+
+FAMILY = ResNetFamily()
