@@ -202,7 +202,7 @@ def test_category_run_uses_the_official_partition(tree, tmp_path):
 
 
 def test_verify_reports_counts_that_differ_from_the_release_and_missing_images(fresh_tree):
-  from fashion_jax import verify_deepfashion
+  from fashion_jax.tools import verify_deepfashion
   root = os.path.join(fresh_tree, "inshop")
   counts, names = verify_deepfashion.measure("inshop", root)
   assert counts["images"] == 24 and counts["items"] == 8
@@ -210,16 +210,16 @@ def test_verify_reports_counts_that_differ_from_the_release_and_missing_images(f
   problems = verify_deepfashion.verify("inshop", root)
   assert "images: 24 (release: 52,712)" in problems
   assert problems[-1] == f"images missing on disk: 1 of 24, e.g. {names[2]}"
-  assert verify_deepfashion.main(["--benchmark=inshop", f"--root={root}"]) == 1
+  assert verify_deepfashion.report("inshop", root) == 1
 
 
 def test_verify_accepts_a_folder_that_matches(fresh_tree, monkeypatch):
-  from fashion_jax import verify_deepfashion
+  from fashion_jax.tools import verify_deepfashion
   root = os.path.join(fresh_tree, "category_attribute")
   counts, _ = verify_deepfashion.measure("category", root)
   monkeypatch.setitem(verify_deepfashion.EXPECTED, "category", counts)
   assert verify_deepfashion.verify("category", root) == []
-  assert verify_deepfashion.main([f"--root={root}"]) == 0
+  assert verify_deepfashion.report("category", root) == 0
 
 
 def _source(kind, root, **fields):

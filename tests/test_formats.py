@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from fashion_jax import evaluate, predict, trained
+from fashion_jax import trained
+from fashion_jax.tools import evaluate, predict
 from fashion_jax.data.product_images import SAMPLE_DIR
 
 V1 = os.path.join(REPO, "tests", "data", "checkpoint_v1")

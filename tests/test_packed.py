@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import prepare
+from fashion_jax.tools import prepare
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import packed, pipeline, sources
 from fashion_jax.errors import DataError

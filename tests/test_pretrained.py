@@ -11,7 +11,8 @@ import torch
 from flax import nnx
 
 from conftest import REPO, tiny_config
-from fashion_jax import optim, parallel, pretrained, train_state
+from fashion_jax import optim, parallel, train_state
+from fashion_jax.models import weights as pretrained
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import DataError

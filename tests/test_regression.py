@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import compare, evaluate, predict, train, trained
+from fashion_jax import train, trained
+from fashion_jax.tools import compare, evaluate, predict
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.tasks import task_config

@@ -119,7 +119,8 @@ def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped
 
 
 def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
-  from fashion_jax import evaluate, trained
+  from fashion_jax import trained
+  from fashion_jax.tools import evaluate
   config = tiny_config()
   config.ema_decay = 0.5
   config.checkpoint.best_metric = "val_ema/articleType/accuracy"

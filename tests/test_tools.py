@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, read_sample_rows, tiny_config
-from fashion_jax import compare, evaluate, plots, predict, search, train, trained
+from fashion_jax import plots, train, trained
+from fashion_jax.tools import compare, evaluate, predict, search
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import CheckpointMismatchError, ConfigError
 from fashion_jax.tasks import task_config

@@ -1,6 +1,7 @@
 import json, os, shutil, sys, glob
 sys.path.insert(0, "/work/main/tests"); sys.path.insert(0, "/work/main")
-from fashion_jax import evaluate, predict, trained
+from fashion_jax import trained
+from fashion_jax.tools import evaluate, predict
 from fashion_jax.data.product_images import SAMPLE_DIR
 V1 = "/work/main/tests/data/checkpoint_v1"
 work = "/tmp/fx/v1copy"; shutil.rmtree(work, ignore_errors=True); shutil.copytree(V1, work)

@@ -1,0 +1,149 @@
+r"""Backbone weights from elsewhere: torchvision / timm files, a folder written by
+`python -m fashion_jax.pretrained` (tools/pretrained.py), or another run's workdir.
+
+Reads a torchvision ResNet `state_dict` (`.pth`/`.pt`, needs torch) or the same tensors
+in `.safetensors` or `.npz` (no torch needed); timm's ResNet-18/34/50/101 use the same
+names. Convolutions go OIHW -> HWIO, BatchNorm weight/bias/running stats to
+scale/bias/mean/var; the ImageNet classifier (fc) is skipped. The CLI writes an Orbax
+checkpoint of the backbone; `config.model.pretrained` accepts that folder, a weights
+file directly, or the workdir of another run (its backbone: partial initialisation for a
+run with other tasks).
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax import workdir as workdir_lib
+from fashion_jax.errors import ConfigError, DataError
+from fashion_jax.models import backbones
+
+
+
+def read_weights_file(path: str) -> dict[str, np.ndarray]:
+  """{name: array} from .pth/.pt (torch), .safetensors or .npz."""
+  if not os.path.exists(path):
+    raise DataError(f"{path}: no such weights file.")
+  extension = os.path.splitext(path)[1].lower()
+  try:
+    if extension in (".pth", ".pt", ".bin"):
+      try:
+        import torch
+      except ImportError as e:
+        raise ConfigError(f"{path}: reading .pth needs torch (pip install -e '.[torch]'); "
+                          "or convert the file to .safetensors/.npz where torch is.") from e
+      loaded = torch.load(path, map_location="cpu", weights_only=True)
+      loaded = loaded.get("state_dict", loaded.get("model", loaded))
+      return {k.removeprefix("module."): v.float().numpy() for k, v in loaded.items()
+              if hasattr(v, "numpy")}
+    if extension == ".safetensors":
+      from safetensors.numpy import load_file
+      return {k: np.asarray(v, np.float32) for k, v in load_file(path).items()}
+    if extension == ".npz":
+      with np.load(path) as f:
+        return {k: np.asarray(f[k], np.float32) for k in f.files}
+  except (OSError, ValueError, RuntimeError) as e:
+    raise DataError(f"{path}: cannot read the weights ({e}).") from e
+  raise ConfigError(f"{path}: expected a .pth, .pt, .safetensors or .npz file.")
+
+
+def convert(weights: dict[str, np.ndarray], model: str, source: str = "weights") -> dict:
+  """{our backbone path (tuple): array}, checked for missing and unexpected names (the
+  mapping is the backbone family's: models/backbones.py)."""
+  return backbones.family(model).convert_foreign(model, weights, source)
+
+
+def _nested(flat: dict) -> dict:
+  tree = {}
+  for path, value in flat.items():
+    node = tree
+    for key in path[:-1]:
+      node = node.setdefault(str(key), {})
+    node[path[-1]] = value
+  return tree
+
+
+def _flat(tree: dict, prefix=()) -> dict:
+  out = {}
+  for key, value in tree.items():
+    key = int(key) if key.isdigit() else key
+    if isinstance(value, dict):
+      out.update(_flat(value, (*prefix, key)))
+    else:
+      out[(*prefix, key)] = np.asarray(value)
+  return out
+
+
+def save_backbone(converted: dict, out_dir: str, model: str) -> None:
+  """`<out_dir>/backbone` (Orbax) and `<out_dir>/model.json` (which architecture)."""
+  out_dir = os.path.abspath(out_dir)
+  os.makedirs(out_dir, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.join(out_dir, "backbone"), _nested(converted), force=True)
+  with open(os.path.join(out_dir, "model.json"), "w") as f:
+    json.dump({"model": model}, f)
+
+
+def _run_backbone(workdir: str, model: str) -> dict:
+  """The backbone of the latest checkpoint of another fashion_jax run (any tasks)."""
+  workdir = os.path.abspath(workdir)
+  saved_model = workdir_lib.read_config(workdir).model.name
+  if saved_model != model:
+    raise ConfigError(f"config.model.pretrained={workdir} is a {saved_model} run but "
+                      f"config.model.name={model!r}.")
+  directory = workdir_lib.path(workdir, workdir_lib.CHECKPOINTS)
+  with ocp.CheckpointManager(directory) as manager:
+    step = manager.latest_step()
+  if step is None:
+    raise DataError(f"config.model.pretrained={workdir} has no checkpoint yet.")
+  model = checkpoint_lib.read_stored_part(directory, step, "model")
+  logging.info("Backbone from %s, step %d", workdir, step)
+  # State leaves end in 'value' (nnx Variables); the converted weights' keys do not.
+  return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(model["backbone"]).items()}
+
+
+def load_backbone(path: str, model: str) -> dict:
+  """Backbone weights from an Orbax folder written by this CLI, another run's workdir
+  (its latest checkpoint, whatever its tasks), or a weights file."""
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    return _run_backbone(path, model)
+  if os.path.isdir(path):
+    try:
+      with open(os.path.join(path, "model.json")) as f:
+        saved_model = json.load(f)["model"]
+    except (OSError, ValueError, KeyError) as e:
+      raise DataError(f"{path}: not a folder written by python -m fashion_jax.pretrained.") from e
+    if saved_model != model:
+      raise ConfigError(f"config.model.pretrained={path} holds {saved_model} weights but "
+                        f"config.model.name={model!r}.")
+    with ocp.StandardCheckpointer() as checkpointer:
+      return _flat(checkpointer.restore(os.path.join(os.path.abspath(path), "backbone")))
+  return convert(read_weights_file(path), model, path)
+
+
+def apply_to_model(model_state, converted: dict, source: str):
+  """The model's state with its backbone's parameters and BatchNorm statistics replaced."""
+  used = set()
+
+  def replace(path, leaf):
+    keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path]
+    if len(keys) < 2 or keys[0] != "backbone":  # ('backbone', ..., 'value')
+      return leaf
+    ours = tuple(keys[1:-1]) if keys[-1] == "value" else tuple(keys[1:])
+    if ours not in converted:
+      raise DataError(f"{source} has no weights for backbone/{'/'.join(map(str, ours))}.")
+    value = converted[ours]
+    if value.shape != leaf.shape:
+      raise DataError(f"{source}: backbone/{'/'.join(map(str, ours))} has shape {value.shape}, "
+                      f"the model {leaf.shape} (config.model.width differs).")
+    used.add(ours)
+    return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
+
+  model_state = jax.tree_util.tree_map_with_path(replace, model_state)
+  logging.info("Initialised %d backbone arrays from %s", len(used), source)
+  return model_state
