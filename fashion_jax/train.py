@@ -19,6 +19,7 @@ from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import console as console_lib
 from fashion_jax import early_stopping as early_stopping_lib
+from fashion_jax import evaluators
 from fashion_jax import metric_window
 from fashion_jax import optim
 from fashion_jax import parallel
@@ -95,18 +96,6 @@ def train_step(graphdef, state, batch, loss_weights=None, *, tasks,
   return new_state, metrics
 
 
-def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
-              use_ema: bool = False, flip: bool = False):
-  """Per-task eval statistics of one batch (summed or collected by the caller), and
-  with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights;
-  `flip` averages each image with its mirror image (config.test_time_flip)."""
-  model = nnx.merge(graphdef, state).scored_model(use_ema)
-  outputs = model.predict(batch["image"], flip)
-  stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
-                                     batch["masks"][t.name], batch["roles"]) for t in tasks}
-  return (stats, {t.name: outputs[t.name] for t in tasks}) if with_outputs else stats
-
-
 def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False,
                        ema_decay: float = 0.0, skip_nonfinite: bool = False):
   """The jitted train step; it donates the old state's buffers."""
@@ -117,42 +106,10 @@ def compile_train_step(graphdef, tasks, mesh, frozen_backbone: bool = False,
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
-def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
-                       use_ema: bool = False, flip: bool = False):
-  """Per dataset: (jitted eval step scoring that dataset's tasks, those tasks)."""
-  evaluators = {}
-  for dataset in dict.fromkeys(t.dataset for t in tasks):
-    own = [t for t in tasks if t.dataset == dataset]
-    # Replicated outputs: every process can read the per-sample rows (embeddings,
-    # scores) that retrieval and mAP need, also when the batch spans several hosts.
-    step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs,
-                             use_ema=use_ema, flip=flip)
-    evaluators[dataset] = (jax.jit(step, out_shardings=parallel.replicated(mesh)), own)
-  return evaluators
-
-
 def compile_steps(graphdef, tasks, mesh):
   """Jitted train step and, per dataset, an eval step scoring that dataset's tasks."""
-  return compile_train_step(graphdef, tasks, mesh), compile_eval_steps(graphdef, tasks, mesh)
-
-
-def evaluate(eval_fn, state, batches, tasks, mesh, prefix: str,
-             bad: bad_samples_lib.BadSamples | None = None) -> dict[str, float]:
-  """Runs `eval_fn` over `batches`; statistics stay on device until the end.
-
-  Unreadable images count in no metric; `bad` (default: skip them) records or refuses them.
-  """
-  bad = bad or bad_samples_lib.BadSamples("skip")
-  totals = {t.name: None for t in tasks}
-  for batch in batches:
-    stats = eval_fn(state, parallel.shard_batch(bad.take(batch, prefix), mesh))
-    for t in tasks:
-      totals[t.name] = t.spec.accumulate(totals[t.name], stats[t.name])
-  results = {}
-  for t in tasks:
-    for key, value in t.spec.summarize(t, totals[t.name]).items():
-      results[f"{prefix}/{t.name}/{key}"] = float(value)
-  return results
+  return (compile_train_step(graphdef, tasks, mesh),
+          evaluators.compile_eval_steps(graphdef, tasks, mesh))
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -200,9 +157,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
   graphdef, state = train_state_lib.create(config, tasks, data.vocabs, mesh, tx)
   flip = bool(config.get("test_time_flip", False))
-  evaluators = {"": compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
+  eval_steps = {"": evaluators.compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.
-    evaluators["_ema"] = compile_eval_steps(graphdef, tasks, mesh, use_ema=True, flip=flip)
+    eval_steps["_ema"] = evaluators.compile_eval_steps(graphdef, tasks, mesh, use_ema=True,
+                                                       flip=flip)
   train_steps = {}  # Frozen backbone or not -> the jitted step, compiled on first use.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count(),
@@ -233,15 +191,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
 
   def eval_split(name: str, state) -> dict[str, float]:
+    splits = {dataset: by_split[name] for dataset, by_split in data.datasets.items()}
     results = {}
-    for suffix, by_dataset in evaluators.items():
-      for dataset, (eval_fn, own_tasks) in by_dataset.items():
-        split = data.datasets[dataset][name]
-        if len(split):
-          batches = pipeline.eval_batches(split, config.data, local_batch,
-                                          jax.process_index(), jax.process_count())
-          results.update(evaluate(eval_fn, state, batches, own_tasks, mesh, name + suffix,
-                                  bad))
+    for suffix, steps in eval_steps.items():
+      results.update(evaluators.run(steps, tasks, state, splits, config.data, local_batch,
+                                    mesh, name + suffix, bad).metrics(name + suffix))
     return results
 
   def save_checkpoint(step: int, metrics: dict | None) -> None:

@@ -85,7 +85,7 @@ def _node(config, path):
 
 def jax_setup(image_size: int, batch: int, config_overrides: dict):
   import numpy as np
-  from fashion_jax import optim, parallel, train, train_state
+  from fashion_jax import evaluators, optim, parallel, train, train_state
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data.vocab import Vocab
 
@@ -101,7 +101,7 @@ def jax_setup(image_size: int, batch: int, config_overrides: dict):
   graphdef, state = train_state.create(config, tasks, vocabs, mesh, tx)
   train_fn = train.compile_train_step(graphdef, tasks, mesh,
                                       skip_nonfinite=config.nonfinite_policy == "skip")
-  (eval_fn, _), = train.compile_eval_steps(graphdef, tasks, mesh).values()
+  (eval_fn, _), = evaluators.compile_eval_steps(graphdef, tasks, mesh).values()
   rng = np.random.default_rng(0)
   host = {"image": rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8),
           "labels": {t.name: rng.integers(0, CLASSES[t.name], batch).astype(np.int32)

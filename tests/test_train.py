@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, run_main, snapshot, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import optim, parallel, train, train_state
+from fashion_jax import evaluators, optim, parallel, train, train_state
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
@@ -25,8 +25,8 @@ def _setup(config, mesh=None):
   tasks = data.tasks
   tx, _ = optim.make_optimizer(config.optimizer, 100)
   graphdef, state = train_state.create(config, tasks, data.vocabs, mesh, tx)
-  train_fn, evaluators = train.compile_steps(graphdef, tasks, mesh)
-  (eval_fn, _), = evaluators.values()
+  train_fn, eval_steps = train.compile_steps(graphdef, tasks, mesh)
+  (eval_fn, _), = eval_steps.values()
   return tasks, data, state, train_fn, eval_fn, mesh
 
 
@@ -72,8 +72,9 @@ def test_multi_label_task_trains_and_is_scored(product_tree):
     state, metrics = train_fn(state, batch)
     first = first or float(metrics["loss/tags"])
   assert float(metrics["loss/tags"]) < 0.7 * first
-  results = train.evaluate(eval_fn, state, pipeline.eval_batches(
-      data.splits["val"], config.data, 16), tasks, mesh, "val")
+  results = evaluators.accumulate(eval_fn, tasks, state, pipeline.eval_batches(
+      data.splits["val"], config.data, 16), mesh, "val",
+      evaluators.EvalPass(tasks)).metrics("val")
   assert 0 <= results["val/tags/micro_f1"] <= 1 and "val/tags/macro_f1" in results
 
 
@@ -81,7 +82,8 @@ def test_eval_reports_every_metric_of_every_task():
   config = tiny_config()
   tasks, data, state, _, eval_fn, mesh = _setup(config)
   batches = pipeline.eval_batches(data.splits["val"], config.data, 16)
-  results = train.evaluate(eval_fn, state, batches, tasks, mesh, "val")
+  results = evaluators.accumulate(eval_fn, tasks, state, batches, mesh, "val",
+                                  evaluators.EvalPass(tasks)).metrics("val")
   assert sorted(results) == sorted(tasks_lib.metric_keys(tasks, "val"))
   assert all(np.isfinite(v) for v in results.values())
   assert 0 <= results["val/articleType/accuracy"] <= 1

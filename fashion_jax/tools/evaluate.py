@@ -26,13 +26,13 @@ import ast
 import json
 import os
 
-import jax
 import ml_collections
 import numpy as np
 from absl import flags, logging
 
 from fashion_jax.tools import cli
-from fashion_jax import console, errors, events, hierarchy, metrics, parallel, plots, train, trained
+from fashion_jax import console, errors, evaluators, events, hierarchy, metrics, parallel, plots
+from fashion_jax import trained
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
@@ -69,40 +69,15 @@ def run_split(run, splits: dict, split: str, grid_images: int):
   task its outputs, labels, masks and whether the image could be read, for every sample
   of its dataset (rows aligned across the tasks of one dataset, in table order)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
-  evaluators = train.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
+  steps = evaluators.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
                                         use_ema=run.ema, flip=run.flip)
-  totals, rows, grid = {}, {}, []
   bad = bad_samples_lib.BadSamples("skip")
-  for dataset, (step, own) in evaluators.items():
-    split_data = splits.get(dataset)
-    if split_data is None or not len(split_data):
-      continue
-    for batch in pipeline.eval_batches(split_data, run.config.data, local_batch,
-                                       jax.process_index(), jax.process_count()):
-      readable = batch[bad_samples_lib.PROBLEM] == ""
-      batch = bad.take(batch, split)
-      stats, outputs = step(run.state, parallel.shard_batch(batch, run.mesh))
-      outputs = jax.device_get(outputs)
-      valid = batch["valid"]
-      for t in own:
-        totals[t.name] = t.spec.accumulate(totals.get(t.name), stats[t.name])
-        task_rows = rows.setdefault(t.name, {"outputs": [], "labels": [], "masks": [],
-                                             "readable": []})
-        task_rows["outputs"].append(outputs[t.name][valid])
-        task_rows["labels"].append(batch["labels"][t.name][valid])
-        task_rows["masks"].append(batch["masks"][t.name][valid] > 0)
-        task_rows["readable"].append(readable[valid])
-      if len(grid) < grid_images:
-        present = np.flatnonzero(np.any([batch["masks"][t.name] > 0 for t in own], 0))
-        for i in present[:grid_images - len(grid)]:
-          grid.append((batch["image"][i], {t.name: (batch["labels"][t.name][i],
-                                                    outputs[t.name][i],
-                                                    batch["masks"][t.name][i] > 0) for t in own}))
+  result = evaluators.run(steps, run.tasks, run.state, splits, run.config.data, local_batch,
+                          run.mesh, split, bad, keep_rows=True, grid_images=grid_images)
   if bad.samples:
     logging.warning("%d unreadable images count in no %s metric: %s", len(bad.samples), split,
                     {k: v["reason"] for k, v in list(bad.samples.items())[:5]})
-  rows = {name: {k: np.concatenate(v) for k, v in r.items()} for name, r in rows.items()}
-  return totals, rows, grid
+  return result.totals, result.rows, result.grid
 
 
 def _with_data(config, dataset: str, data_root: str, overrides) -> ml_collections.ConfigDict:
