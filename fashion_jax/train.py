@@ -19,20 +19,17 @@ from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import console as console_lib
 from fashion_jax import early_stopping as early_stopping_lib
-from fashion_jax import evaluators
+from fashion_jax import evaluators, experiment
 from fashion_jax import metric_window
-from fashion_jax import optim
 from fashion_jax import parallel
 from fashion_jax import preemption
 from fashion_jax import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
-from fashion_jax import train_state as train_state_lib
 from fashion_jax import validation
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 from fashion_jax.writers import periodic_actions
-from fashion_jax.errors import DataError
 
 
 
@@ -130,32 +127,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   # Setup: everything is checked and built before anything is written to the workdir, so
   # a run that fails to start (a bad field, unreadable data) leaves it as it was.
-  tasks = validation.validate_config(config)
+  valid_metrics = validation.validation_metrics(config, validation.validate_config(config))
   parallel.maybe_initialize_distributed(config.distributed)
   ema_decay = float(config.get("ema_decay", 0.0))
-  valid_metrics = validation.validation_metrics(config, tasks)
   checkpoint_lib.check_workdir_writable(workdir)
   is_chief = jax.process_index() == 0
 
-  mesh = parallel.make_mesh()
-  local_batch = parallel.per_process_batch_size(config.batch_size)
-  data = pipeline.prepare_data(config, tasks, workdir, write_files=False)
-  tasks = data.tasks
+  run = experiment.setup(config, workdir)
+  tasks, data, mesh, local_batch = run.tasks, run.data, run.mesh, run.local_batch
+  graphdef, state, schedule = run.graphdef, run.state, run.schedule
+  total_steps, steps_per_epoch = run.total_steps, run.steps_per_epoch
   train_splits = data.split("train")
-  # With several datasets an "epoch" is one pass over their summed training splits.
-  num_train = sum(len(s) for s in train_splits)
-  steps_per_epoch = num_train // config.batch_size
-  if steps_per_epoch == 0:
-    raise DataError(f"The training split ({num_train} samples) is smaller than "
-                    f"config.batch_size={config.batch_size}.")
-  total_steps = (config.num_train_steps if config.num_train_steps > 0
-                 else config.num_epochs * steps_per_epoch)
   stages = stages_lib.parse_stages(config.stages, tasks, total_steps)
   balancer = balancing.make_balancer(config.loss_balancing, len(tasks))
   stopper = early_stopping_lib.EarlyStopping(config.early_stopping, config.checkpoint,
                                              valid_metrics)
-  tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
-  graphdef, state = train_state_lib.create(config, tasks, data.vocabs, mesh, tx)
   flip = bool(config.get("test_time_flip", False))
   eval_steps = {"": evaluators.compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.

@@ -18,7 +18,7 @@ from PIL import Image
 
 from conftest import run_main, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import metric_window, optim, parallel, train, train_state
+from fashion_jax import experiment, metric_window, parallel, train
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline, product_images, sources, transforms
@@ -175,12 +175,8 @@ def test_batch_not_divisible_by_the_devices_names_the_field(tmp_path):
 
 
 def _tiny_state(config):
-  mesh = parallel.make_mesh()
-  tasks = tasks_lib.parse_tasks(config.tasks)
-  data = pipeline.prepare_data(config, tasks, None)
-  tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train_state.create(config, data.tasks, data.vocabs, mesh, tx)
-  return data, graphdef, state, mesh
+  run = experiment.setup(config)
+  return run.data, run.graphdef, run.state, run.mesh
 
 
 def test_skip_policy_leaves_the_state_unchanged_on_a_nan_step():

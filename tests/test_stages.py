@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import optim, parallel, stages, train, train_state
+from fashion_jax import experiment, parallel, stages, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
@@ -51,11 +51,8 @@ def _leaves(state, backbone: bool):
 
 def test_frozen_backbone_keeps_parameters_statistics_and_moments():
   config = tiny_config()
-  mesh = parallel.make_mesh()
-  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
-  tasks = data.tasks
-  tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train_state.create(config, tasks, data.vocabs, mesh, tx)
+  run = experiment.setup(config)
+  tasks, data, mesh, graphdef, state = run.tasks, run.data, run.mesh, run.graphdef, run.state
   batch = parallel.shard_batch(next(pipeline.train_iterator(
       data.splits["train"], config.data, 16, 0)), mesh)
   before_backbone, before_heads = _leaves(state, True), _leaves(state, False)

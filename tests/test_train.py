@@ -12,22 +12,17 @@ import pytest
 
 from conftest import REPO, run_main, snapshot, tiny_config
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import evaluators, optim, parallel, train, train_state
+from fashion_jax import evaluators, experiment, parallel, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
 
 
 def _setup(config, mesh=None):
-  mesh = mesh or parallel.make_mesh()
-  tasks = tasks_lib.parse_tasks(config.tasks)
-  data = pipeline.prepare_data(config, tasks, None)
-  tasks = data.tasks
-  tx, _ = optim.make_optimizer(config.optimizer, 100)
-  graphdef, state = train_state.create(config, tasks, data.vocabs, mesh, tx)
-  train_fn, eval_steps = train.compile_steps(graphdef, tasks, mesh)
+  run = experiment.setup(config, mesh=mesh)
+  train_fn, eval_steps = train.compile_steps(run.graphdef, run.tasks, run.mesh)
   (eval_fn, _), = eval_steps.values()
-  return tasks, data, state, train_fn, eval_fn, mesh
+  return run.tasks, run.data, run.state, train_fn, eval_fn, run.mesh
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

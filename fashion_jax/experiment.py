@@ -1,0 +1,55 @@
+"""A run's setup, shared by training, the benchmark and the tests: the config checked,
+the data read and split, the schedule's length, the optimizer and a new train state.
+
+Nothing here writes to a workdir: `train.train_and_evaluate` writes once everything
+has been checked and built, so a run that fails to start leaves its workdir as it was.
+"""
+
+import dataclasses
+
+import ml_collections
+import optax
+from flax import nnx
+
+from fashion_jax import optim, parallel, train_state, validation
+from fashion_jax.data import pipeline
+from fashion_jax.errors import DataError
+
+
+@dataclasses.dataclass
+class Run:
+  config: ml_collections.ConfigDict
+  tasks: list  # Datasets resolved, classes and class weights bound.
+  data: pipeline.Data
+  mesh: object  # jax.sharding.Mesh
+  local_batch: int  # This process's share of config.batch_size.
+  steps_per_epoch: int
+  total_steps: int
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  graphdef: nnx.GraphDef
+  state: nnx.State  # A new TrainState (a checkpoint may replace it).
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str | None = None,
+          mesh=None) -> Run:
+  """Checks `config`, reads its data (reusing `workdir`'s vocabularies when it has them)
+  and builds the optimizer and a train state for the whole run, replicated over `mesh`
+  (default: every device)."""
+  tasks = validation.validate_config(config)
+  mesh = mesh or parallel.make_mesh()
+  local_batch = parallel.per_process_batch_size(config.batch_size)
+  data = pipeline.prepare_data(config, tasks, workdir, write_files=False)
+  # With several datasets an "epoch" is one pass over their summed training splits.
+  num_train = sum(len(s) for s in data.split("train"))
+  steps_per_epoch = num_train // config.batch_size
+  if steps_per_epoch == 0:
+    raise DataError(f"The training split ({num_train} samples) is smaller than "
+                    f"config.batch_size={config.batch_size}.")
+  total_steps = (config.num_train_steps if config.num_train_steps > 0
+                 else config.num_epochs * steps_per_epoch)
+  tx, schedule = optim.make_optimizer(config.optimizer, total_steps)
+  graphdef, state = train_state.create(config, data.tasks, data.vocabs, mesh, tx)
+  return Run(config=config, tasks=data.tasks, data=data, mesh=mesh, local_batch=local_batch,
+             steps_per_epoch=steps_per_epoch, total_steps=total_steps, tx=tx,
+             schedule=schedule, graphdef=graphdef, state=state)
