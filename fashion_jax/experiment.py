@@ -12,7 +12,7 @@ import optax
 from flax import nnx
 
 from fashion_jax import optim, parallel, train_state, validation
-from fashion_jax.data import pipeline
+from fashion_jax.data import labelled
 from fashion_jax.errors import DataError
 
 
@@ -20,7 +20,7 @@ from fashion_jax.errors import DataError
 class Run:
   config: ml_collections.ConfigDict
   tasks: list  # Datasets resolved, classes and class weights bound.
-  data: pipeline.Data
+  data: labelled.Data
   mesh: object  # jax.sharding.Mesh
   local_batch: int  # This process's share of config.batch_size.
   steps_per_epoch: int
@@ -39,7 +39,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str | None = None,
   tasks = validation.validate_config(config)
   mesh = mesh or parallel.make_mesh()
   local_batch = parallel.per_process_batch_size(config.batch_size)
-  data = pipeline.prepare_data(config, tasks, workdir, write_files=False)
+  data = labelled.prepare_data(config, tasks, workdir, write_files=False)
   # With several datasets an "epoch" is one pass over their summed training splits.
   num_train = sum(len(s) for s in data.split("train"))
   steps_per_epoch = num_train // config.batch_size

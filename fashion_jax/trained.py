@@ -18,7 +18,7 @@ from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import parallel, train_state
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline
+from fashion_jax.data import labelled
 from fashion_jax.data import transforms
 from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.errors import CheckpointReadError, ConfigError
@@ -76,13 +76,13 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
   config = workdir_lib.read_config(workdir)
   if ema and not config.get("ema_decay", 0.0):
     raise ConfigError(f"{workdir} was trained without an EMA (config.ema_decay = 0).")
-  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   vocab_path = workdir_lib.path(workdir, workdir_lib.VOCAB)
   if not os.path.exists(vocab_path):
     raise ConfigError(f"{workdir} has no {workdir_lib.VOCAB}: the run stopped before "
                       "reading its data.")
   vocabs = vocab_lib.load_vocabs(vocab_path)
-  pipeline.check_saved_vocabs(vocabs, tasks, vocab_path)
+  labelled.check_saved_vocabs(vocabs, tasks, vocab_path)
   tasks = tasks_lib.bind_data(tasks, vocabs)
   # The loss's class weights, for the reported eval loss.
   weights = workdir_lib.read_class_weights(workdir)

@@ -16,7 +16,7 @@ from fashion_jax import metric_window
 from fashion_jax import models
 from fashion_jax import optim
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline
+from fashion_jax.data import labelled, pipeline
 from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError
 
@@ -61,11 +61,11 @@ def validate_config(config) -> list[tasks_lib.Task]:
   pipeline.check_augment_config(config.get("augment") or pipeline.DEFAULT_AUGMENT)
   models.check_config(config.model, config.data.image_size)
   optim.check_config(config.optimizer)
-  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   for name, dataset_config in config.datasets.items():
     where = f"config.datasets.{name}"
     resolved = sources.resolve_dataset_config(dataset_config, where)
-    pipeline.identity_task_of([t for t in tasks if t.dataset == name], resolved, where)
+    labelled.identity_task_of([t for t in tasks if t.dataset == name], resolved, where)
   hierarchy.parse(config.get("hierarchy", ""), tasks)
   balancing.make_balancer(config.loss_balancing, len(tasks))
   early_stopping.EarlyStopping(config.early_stopping, config.checkpoint,

@@ -148,7 +148,7 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
   ArrayRecord pack of it (python -m fashion_jax.prepare) when `packed` is given, and from
   its TFDS build (python -m fashion_jax.build_tfds) when `tfds_dir` is given."""
   from fashion_jax import tasks as tasks_lib
-  from fashion_jax.data import pipeline
+  from fashion_jax.data import labelled, pipeline
 
   config = load_mtl_config()
   config.data.image_size = image_size
@@ -162,7 +162,7 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
   for label, (source, root) in inputs.items():
     config.datasets.products.source = source
     config.datasets.products.root = root
-    data = pipeline.prepare_data(config, tasks, None)
+    data = labelled.prepare_data(config, tasks, None)
     for n in workers:
       config.data.num_workers = n
       it = pipeline.train_iterator(data.splits["train"], config.data, batch, seed=0)

@@ -88,12 +88,12 @@ def _git_commit() -> str:
 def make_split_file(data: str) -> None:
   """The study's split: mtl.py's data, stratified by articleType, 70/10/20, split_seed 0."""
   sys.path.insert(0, REPO)
-  from fashion_jax.data import pipeline, sources, splits
+  from fashion_jax.data import labelled, sources, splits
   config = sources.resolve_dataset_config(
       sources.dataset_config("product_images", root=data, val_fraction=0.1,
                              test_fraction=0.2, split_seed=0), "study")
   table, _ = sources.load_source(config, ["articleType"])
-  rows = pipeline.split_rows(table, config, "study")
+  rows = labelled.split_rows(table, config, "study")
   splits.write_split_file(SPLIT_FILE, {s: table.ids[r] for s, r in rows.items()})
 
 

@@ -188,12 +188,12 @@ def test_deepfashion_configs_train_end_to_end_on_the_synthetic_tree(tree, tmp_pa
 
 
 def test_category_run_uses_the_official_partition(tree, tmp_path):
-  from fashion_jax.data import pipeline
+  from fashion_jax.data import labelled
   from fashion_jax import tasks as tasks_lib
   from conftest import load_config
   config = load_config("deepfashion_category")
   config.datasets.deepfashion.root = os.path.join(tree, "category_attribute")
-  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), str(tmp_path))
+  data = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), str(tmp_path))
   raw = deepfashion.load_category_attribute(config.datasets.deepfashion.root)
   for split in deepfashion.SPLITS:
     assert list(data.splits[split].table.ids) == [

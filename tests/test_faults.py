@@ -21,7 +21,7 @@ from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import experiment, metric_window, parallel, train
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline, product_images, sources, transforms
+from fashion_jax.data import labelled, pipeline, product_images, sources, transforms
 from fashion_jax.errors import CheckpointMismatchError, DataError, WorkdirError
 
 SAMPLE_JPEG = os.path.join(product_images.SAMPLE_DIR, "images", "10007.jpg")
@@ -142,7 +142,7 @@ def test_label_never_seen_in_training_is_masked_and_reported(product_tree, tmp_p
   config = tiny_config(root=str(product_tree))
   tasks = tasks_lib.parse_tasks(config.tasks)
   workdir = str(tmp_path / "run")
-  first = pipeline.prepare_data(config, tasks, workdir)
+  first = labelled.prepare_data(config, tasks, workdir)
   # Relabel one test row with a class the saved (training) vocabulary does not have.
   test_id = first.splits["test"].table.ids[0]
   lines = (product_tree / "styles.csv").read_text().splitlines()
@@ -151,7 +151,7 @@ def test_label_never_seen_in_training_is_masked_and_reported(product_tree, tmp_p
   fields[1] = "Robots"  # gender (the split is stratified by articleType: it stays put)
   lines[index] = ",".join(fields)
   (product_tree / "styles.csv").write_text("\n".join(lines) + "\n")
-  again = pipeline.prepare_data(config, tasks, workdir)
+  again = labelled.prepare_data(config, tasks, workdir)
   test = again.splits["test"]
   row = list(test.table.ids).index(test_id)
   assert test.masks["gender"][row] == 0 and test.masks["articleType"][row] == 1

@@ -8,7 +8,7 @@ from conftest import REPO
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.config_lib import load_sibling_config
 from fashion_jax import validation
-from fashion_jax.data import pipeline, sources
+from fashion_jax.data import labelled, sources
 
 NOTEBOOK = os.path.join(REPO, "notebooks", "colab_tpu.ipynb")
 
@@ -44,7 +44,7 @@ def test_notebook_overrides_parse_into_a_valid_config():
   assert config.batch_size == 256 and config.model.dtype == "bfloat16"
   assert config.datasets.products.source == "hugging_face"
   validation.validate_config(config)
-  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   assert len(tasks) == 8
   sources.resolve_dataset_config(config.datasets.products, "config.datasets.products")
   # Every python cell that is not a shell escape compiles.

@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_config
 from fashion_jax.tools import prepare
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import packed, pipeline, sources
+from fashion_jax.data import labelled, packed, pipeline, sources
 from fashion_jax.errors import DataError
 
 
@@ -38,10 +38,10 @@ def test_pack_reads_back_as_the_original_table(pack_dir):
 def test_training_data_from_a_pack_matches_the_folder(pack_dir):
   config = tiny_config()
   tasks = tasks_lib.parse_tasks(config.tasks)
-  from_folder = pipeline.prepare_data(config, tasks, None)
+  from_folder = labelled.prepare_data(config, tasks, None)
   config.datasets.products.source = "array_record"
   config.datasets.products.root = pack_dir
-  from_pack = pipeline.prepare_data(config, tasks, None)
+  from_pack = labelled.prepare_data(config, tasks, None)
   for split in ("train", "val", "test"):
     assert list(from_pack.splits[split].table.ids) == list(from_folder.splits[split].table.ids)
   a = next(pipeline.train_iterator(from_folder.splits["train"], config.data, 8, 0))

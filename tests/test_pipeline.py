@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tiny_config
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline, transforms
+from fashion_jax.data import labelled, pipeline, transforms
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.tasks import task_config
 
@@ -20,7 +20,7 @@ def _prepare(root="", workdir=None, sampler="auto", rare_policy="drop", **task_o
   if task_overrides:
     config.tasks = task_overrides
   tasks = tasks_lib.parse_tasks(config.tasks)
-  return config, tasks, pipeline.prepare_data(config, tasks, workdir)
+  return config, tasks, labelled.prepare_data(config, tasks, workdir)
 
 
 def test_one_epoch_of_batches_matches_the_csv():
@@ -193,7 +193,7 @@ def test_datasets_mix_by_weight_and_mask_each_others_tasks(product_tree):
                                             weight=1.0)}
   config.tasks = {"gender": task_config("softmax", "gender", dataset="sample"),
                   "tags": task_config("sigmoid", "tags", dataset="shop")}
-  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  data = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   assert {t.name: t.dataset for t in data.tasks} == {"gender": "sample", "tags": "shop"}
   shop_train = data.datasets["shop"]["train"]
   assert shop_train.masks["gender"].sum() == 0 and shop_train.labels["gender"].max() == -1
@@ -214,13 +214,13 @@ def test_task_datasets_are_checked():
   config.datasets = {"a": dataset_config("product_images"), "b": dataset_config("product_images")}
   config.tasks = {"gender": task_config("softmax", "gender")}
   with pytest.raises(ConfigError, match="config.tasks.gender.dataset is not set"):
-    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+    labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   config.tasks.gender.dataset = "a"
   with pytest.raises(ConfigError, match="No task reads config.datasets.b"):
-    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+    labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   config.tasks.gender.dataset = "c"
   with pytest.raises(ConfigError, match=r"dataset='c' is not one of"):
-    pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+    labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
 
 
 def test_box_crop_keeps_the_box_and_its_margin():

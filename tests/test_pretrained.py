@@ -14,7 +14,7 @@ from conftest import REPO, tiny_config
 from fashion_jax import optim, parallel, train_state
 from fashion_jax.models import weights as pretrained
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline
+from fashion_jax.data import labelled
 from fashion_jax.errors import DataError
 from fashion_jax.models.resnet import ResNet
 from fashion_jax.models.torch_resnet import resnet as torch_resnet
@@ -98,7 +98,7 @@ def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
   config.model.name = "resnet18"
   config.model.width = 64
   config.model.pretrained = str(tmp_path / "w.npz")
-  data = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  data = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
   tx, _ = optim.make_optimizer(config.optimizer, 10)
   _, state = train_state.create(config, data.tasks, data.vocabs, parallel.make_mesh(), tx)
   kernel = np.asarray(state["model"]["backbone"]["stem_conv"]["kernel"][...])

@@ -12,7 +12,7 @@ from ml_collections import config_flags
 from conftest import REPO
 from fashion_jax import tasks as tasks_lib
 from fashion_jax import validation
-from fashion_jax.data import pipeline, sources
+from fashion_jax.data import labelled, sources
 
 DOCS = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
 COMMAND = re.compile(r"python -m fashion_jax\.(main|prepare) ([^\"\n]*)")
@@ -51,7 +51,7 @@ def test_the_docs_have_training_commands():
 def test_documented_command_gives_a_valid_config(where, command):
   config = _parse(command)
   validation.validate_config(config)
-  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   assert tasks
   for name in config.datasets:
     sources.resolve_dataset_config(config.datasets[name], f"config.datasets.{name}")

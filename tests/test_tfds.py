@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, tiny_config
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import pipeline, product_images, sources, tfds_builder
+from fashion_jax.data import labelled, pipeline, product_images, sources, tfds_builder
 from fashion_jax.errors import DataError
 
 
@@ -51,8 +51,8 @@ def test_tfds_dataset_reads_back_as_the_kaggle_folder(data_dir):
 def test_training_data_from_tfds_matches_the_folder(data_dir):
   config = tiny_config()
   tasks = tasks_lib.parse_tasks(config.tasks)
-  from_folder = pipeline.prepare_data(config, tasks, None)
-  from_tfds = pipeline.prepare_data(_tfds_config(data_dir), tasks, None)
+  from_folder = labelled.prepare_data(config, tasks, None)
+  from_tfds = labelled.prepare_data(_tfds_config(data_dir), tasks, None)
   for split in ("train", "val", "test"):
     assert list(from_tfds.splits[split].table.ids) == list(from_folder.splits[split].table.ids)
   a = next(pipeline.train_iterator(from_folder.splits["train"], config.data, 8, 0))

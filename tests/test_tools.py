@@ -92,9 +92,9 @@ def test_evaluate_encodes_labels_with_the_runs_own_classes(tmp_path):
   csv_path = data_root / "styles.csv"
   csv_path.write_text(csv_path.read_text().replace(",Men,", ",TMP,").replace(
       ",Unisex,", ",Men,").replace(",TMP,", ",Unisex,"))
-  from fashion_jax.data import pipeline
+  from fashion_jax.data import labelled
   from fashion_jax import tasks as tasks_lib
-  test_rows = pipeline.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None).splits[
+  test_rows = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None).splits[
       "test"].table.columns["gender"].tolist()
   assert test_rows.count("Men") != test_rows.count("Unisex")  # Else the check below is moot.
   evaluate.evaluate_workdir(run, "test", "latest")

@@ -91,11 +91,11 @@ def test_split_file_round_trip_and_errors_name_file_and_line(tmp_path):
 def test_seeds_share_a_split_and_a_run_writes_it_for_reuse(tmp_path):
   from conftest import tiny_config
   from fashion_jax import tasks as tasks_lib
-  from fashion_jax.data import pipeline
+  from fashion_jax.data import labelled
 
   def test_ids(config, workdir=None):
     tasks = tasks_lib.parse_tasks(config.tasks)
-    data = pipeline.prepare_data(config, tasks, workdir)
+    data = labelled.prepare_data(config, tasks, workdir)
     return {s: list(d.table.ids) for s, d in data.splits.items()}
 
   config = tiny_config()

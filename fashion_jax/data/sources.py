@@ -38,7 +38,7 @@ _FIELD_CHECKS: dict[str, Callable] = {
     "weight": lambda f, v: checks.number(v, f, 0),
     "rare_policy": lambda f, v: checks.choice(v, f, RARE_POLICIES),
     "sampler": lambda f, v: checks.choice(v, f, SAMPLERS),
-    # >= 2 where P x K sampling uses it (see pipeline.identity_task_of).
+    # >= 2 where P x K sampling uses it (see labelled.identity_task_of).
     "images_per_identity": lambda f, v: checks.number(v, f, 1, integer=True),
     "box_margin": lambda f, v: checks.number(v, f, 0),
     "val_fraction": lambda f, v: checks.number(v, f, 0, 1, high_open=True),

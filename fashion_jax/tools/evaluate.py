@@ -35,7 +35,7 @@ from fashion_jax import console, errors, evaluators, events, hierarchy, metrics,
 from fashion_jax import trained
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
-from fashion_jax.data import pipeline
+from fashion_jax.data import labelled
 
 FLAGS = flags.FLAGS
 
@@ -157,9 +157,9 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   tasks = run.tasks
   splits, reports = {}, {}
   for scored in ([dataset] if dataset else names):
-    splits[scored], reports[scored] = pipeline.read_labelled(config, tasks, run.vocabs,
+    splits[scored], reports[scored] = labelled.read_labelled(config, tasks, run.vocabs,
                                                              scored, split)
-  pipeline.save_reports(os.path.join(out_dir, workdir_lib.DATA_REPORT), reports)
+  labelled.save_reports(os.path.join(out_dir, workdir_lib.DATA_REPORT), reports)
   totals, rows, grid = run_split(run, splits, split, grid_images)
   by_name = {t.name: t for t in tasks}
   results, files = {}, []

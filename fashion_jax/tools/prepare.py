@@ -16,7 +16,7 @@ from ml_collections import config_flags
 
 from fashion_jax.tools import cli
 from fashion_jax import tasks as tasks_lib
-from fashion_jax.data import packed, pipeline, sources
+from fashion_jax.data import labelled, packed, sources
 from fashion_jax.errors import ConfigError
 
 
@@ -33,7 +33,7 @@ def prepare(config, dataset: str, out: str, rows_per_shard: int = 10000,
   dataset = dataset or (names[0] if len(names) == 1 else "")
   if dataset not in names:
     raise ConfigError(f"--dataset={dataset!r}: name one of config.datasets {names}.")
-  tasks = pipeline.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
+  tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset],
                                                   f"config.datasets.{dataset}")
   columns = sorted({t.column for t in tasks if t.dataset == dataset}
