@@ -120,7 +120,7 @@ def get_config() -> ml_collections.ConfigDict:
       every_steps=500,
       keep=3,  # Latest checkpoints kept, besides the best one.
       best_metric="val/articleType/accuracy",
-      best_mode="max",
+      best_mode="auto",  # auto: max for accuracy-like metrics, min for a loss or an MAE.
       asynchronous=True,
   ))
   return config

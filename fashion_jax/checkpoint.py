@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 from fashion_jax import errors
+from fashion_jax import tasks as tasks_lib
 from fashion_jax import workdir as workdir_lib
 
 
@@ -80,18 +81,19 @@ class Checkpoints:
   def __init__(self, workdir: str, config, tasks):
     ckpt = config.checkpoint
     self.best_metric = ckpt.best_metric
+    mode = tasks_lib.metric_mode(list(tasks), ckpt.best_metric, ckpt.best_mode)
     policies = [ocp.checkpoint_managers.LatestN(n=ckpt.keep)]
     best_fn = None
     if ckpt.best_metric:
       best_fn = lambda metrics: metrics[ckpt.best_metric]  # noqa: E731
       policies.append(ocp.checkpoint_managers.BestN(
-          get_metric_fn=best_fn, reverse=ckpt.best_mode == "min", n=1,
+          get_metric_fn=best_fn, reverse=mode == "min", n=1,
           keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
         # With a preservation policy, best_fn only makes Orbax write each step's
         # metrics to disk, so the best step is still known after a restart.
-        best_fn=best_fn, best_mode=ckpt.best_mode,
+        best_fn=best_fn, best_mode=mode,
         create=True, enable_async_checkpointing=ckpt.asynchronous)
     self.directory = workdir_lib.path(os.path.abspath(workdir), workdir_lib.CHECKPOINTS)
     self.manager = ocp.CheckpointManager(self.directory, options=options)

@@ -1,21 +1,23 @@
 """Early stopping on a validation metric, with patience counted in evaluations.
 
 `config.early_stopping`: patience (0 = off), metric and mode ('' = the checkpoint's
-best_metric / best_mode), min_delta (the improvement that counts). Its state rides in
+best_metric / best_mode; 'auto' = the direction the metric's task kind gives it), min_delta (the improvement that counts). Its state rides in
 the checkpoints, so a resumed run keeps counting.
 """
 
 import math
 
+from fashion_jax import tasks as tasks_lib
 from fashion_jax.errors import ConfigError
 
 
 class EarlyStopping:
 
-  def __init__(self, config, checkpoint_config, valid_metrics):
+  def __init__(self, config, checkpoint_config, valid_metrics, tasks=()):
     self.patience = int(config.patience)
     self.metric = config.metric or checkpoint_config.best_metric
-    self.mode = config.mode or checkpoint_config.best_mode
+    self.mode = tasks_lib.metric_mode(list(tasks), self.metric,
+                                      config.mode or checkpoint_config.best_mode)
     self.min_delta = float(config.min_delta)
     self.best = None
     self.bad_evals = 0
@@ -25,7 +27,7 @@ class EarlyStopping:
       raise ConfigError(f"config.early_stopping.metric={self.metric!r} is not one of "
                         f"{valid_metrics}.")
     if self.mode not in ("max", "min"):
-      raise ConfigError(f"config.early_stopping.mode={self.mode!r}: expected max or min.")
+      raise ConfigError(f"config.early_stopping.mode={self.mode!r}: expected max, min or auto.")
     if not self.min_delta >= 0:
       raise ConfigError(f"config.early_stopping.min_delta={self.min_delta} must be >= 0.")
 

@@ -141,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   stages = stages_lib.parse_stages(config.stages, tasks, total_steps)
   balancer = balancing.make_balancer(config.loss_balancing, len(tasks))
   stopper = early_stopping_lib.EarlyStopping(config.early_stopping, config.checkpoint,
-                                             valid_metrics)
+                                             valid_metrics, tasks)
   flip = bool(config.get("test_time_flip", False))
   eval_steps = {"": evaluators.compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.

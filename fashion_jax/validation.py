@@ -20,7 +20,7 @@ from fashion_jax.data import labelled, pipeline
 from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError
 
-BEST_MODES = ("max", "min")
+BEST_MODES = ("auto", "max", "min")  # auto: the direction of the metric's task kind.
 
 
 def validation_metrics(config, tasks) -> list[str]:
@@ -69,5 +69,5 @@ def validate_config(config) -> list[tasks_lib.Task]:
   hierarchy.parse(config.get("hierarchy", ""), tasks)
   balancing.make_balancer(config.loss_balancing, len(tasks))
   early_stopping.EarlyStopping(config.early_stopping, config.checkpoint,
-                               validation_metrics(config, tasks))
+                               validation_metrics(config, tasks), tasks)
   return tasks

@@ -62,6 +62,7 @@ def test_a_year_task_trains_evaluates_and_predicts(product_tree, tmp_path):
   config = tiny_config(root=str(product_tree), tasks={
       "articleType": task_config("softmax", "articleType"),
       "year": task_config("regression", "year", loss_type="l1")})
+  config.checkpoint.best_metric = "val/year/mae"  # best_mode auto: the lowest MAE.
   workdir = str(tmp_path / "run")
   results = train.train_and_evaluate(config, workdir)
   assert np.isfinite(results["val/year/mae"]) and results["val/year/rmse"] >= results["val/year/mae"]
@@ -78,3 +79,19 @@ def test_a_year_task_trains_evaluates_and_predicts(product_tree, tmp_path):
   # An untrained head predicts near the training mean, in years.
   assert abs(value - run.task("year").fit("mean")) < 20 * run.task("year").fit("std")
   assert set(line["predictions"]) == {"articleType", "year"}
+
+
+def test_auto_mode_follows_the_metrics_direction():
+  import ml_collections
+  from fashion_jax import early_stopping
+  tasks = tasks_lib.parse_tasks({"year": task_config("regression", "year"),
+                                 "gender": task_config("softmax", "gender")})
+  assert tasks_lib.metric_mode(tasks, "val/year/mae", "auto") == "min"
+  assert tasks_lib.metric_mode(tasks, "val_ema/gender/accuracy", "auto") == "max"
+  assert tasks_lib.metric_mode(tasks, "val/year/mae", "max") == "max"
+  cfg = ml_collections.ConfigDict({"patience": 1, "metric": "", "mode": "", "min_delta": 0.0})
+  ckpt = ml_collections.ConfigDict({"best_metric": "val/year/mae", "best_mode": "auto"})
+  stopper = early_stopping.EarlyStopping(cfg, ckpt, ["val/year/mae"], tasks)
+  assert stopper.mode == "min"
+  assert [stopper.should_stop({"val/year/mae": v}) for v in (3.0, 2.0, 2.5)] == [
+      False, False, True]

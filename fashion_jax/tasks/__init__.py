@@ -14,7 +14,7 @@ from fashion_jax.tasks.base import ROWS, Task, TaskKind
 from fashion_jax.tasks.registry import KINDS
 
 __all__ = ["KINDS", "ROWS", "Task", "TaskKind", "bind_data", "higher_is_better",
-           "metric_keys", "parse_tasks", "task_config", "task_losses"]
+           "metric_keys", "metric_mode", "parse_tasks", "task_config", "task_losses"]
 _COMMON_FIELDS = {"kind", "column", "weight", "min_count", "dataset"}
 
 
@@ -79,9 +79,19 @@ def bind_data(tasks: list[Task], vocabs, train_labels: dict | None = None,
 
 def higher_is_better(tasks: list[Task], metric_key: str) -> bool:
   """Direction of an eval metric 'split/task/metric', as the task's kind defines it."""
-  _, task, metric = metric_key.split("/", 2)
+  parts = metric_key.split("/", 2)
   by_name = {t.name: t for t in tasks}
-  return by_name[task].spec.higher_is_better(metric) if task in by_name else True
+  if len(parts) < 3 or parts[1] not in by_name:
+    return True
+  return by_name[parts[1]].spec.higher_is_better(parts[2])
+
+
+def metric_mode(tasks: list[Task], metric_key: str, mode: str) -> str:
+  """'max' or 'min' for a best-checkpoint / early-stopping `mode`: 'auto' asks the kind
+  of the metric's task (accuracy: max; a regression's mae: min)."""
+  if mode != "auto":
+    return mode
+  return "max" if higher_is_better(tasks, metric_key) else "min"
 
 
 def task_config(kind: str, column: str, weight: float = 1.0, min_count: int = 1,
