@@ -1,4 +1,4 @@
-"""Backbone families (the ResNets, and the contract a new one follows) and the multi-task heads."""
+"""The ResNet family and the multi-task heads."""
 
 import jax
 import jax.numpy as jnp
@@ -94,52 +94,3 @@ def test_flip_prediction_is_the_mean_over_the_image_and_its_mirror():
   np.testing.assert_allclose(model.predict(symmetric, flip=True)["a"], model(symmetric)["a"],
                              rtol=1e-5, atol=1e-5)
 
-
-_TOY_FAMILY = '''
-import jax.numpy as jnp
-from flax import nnx
-from fashion_jax.models import backbones
-
-
-class Toy(nnx.Module):
-  def __init__(self, features, rngs):
-    self.dense = nnx.Linear(3, features, rngs=rngs)
-    self.num_features = features
-
-  def __call__(self, x, train):
-    return self.dense(jnp.mean(x, axis=(1, 2)))
-
-
-class ToyFamily(backbones.Family):
-  names = ("toy",)
-  options = {"features": 4}
-  total_stride = 1
-  input_mean = (127.5, 127.5, 127.5)
-  input_std = (127.5, 127.5, 127.5)
-
-  def build(self, name, model_config, *, dtype, conv_implementation, rngs):
-    return Toy(model_config.features, rngs)
-
-
-FAMILY = ToyFamily()
-'''
-
-
-def test_a_backbone_family_is_one_module_behind_the_contract(tmp_path, monkeypatch):
-  from fashion_jax.models import backbones, heads
-  (tmp_path / "toy_backbone.py").write_text(_TOY_FAMILY)
-  monkeypatch.syspath_prepend(str(tmp_path))
-  monkeypatch.setitem(backbones._MODULES, "toy", "toy_backbone")
-  monkeypatch.setattr(backbones, "NAMES", (*backbones.NAMES, "toy"))
-  config = ml_collections.ConfigDict({"name": "toy", "features": 4, "dtype": "float32",
-                                      "conv": "auto", "pretrained": ""})
-  heads.check_config(config, image_size=1)  # The family's own smallest input.
-  tasks = tasks_lib.parse_tasks({"gender": task_config("softmax", "gender")})
-  model = build_model(config, tasks, {"gender": Vocab("gender", ["a", "b", "c"])}, seed=0)
-  assert model.input_mean == (127.5, 127.5, 127.5)
-  # White images normalise to 1.0 with the family's statistics.
-  white = jnp.full((2, 8, 8, 3), 255, jnp.uint8)
-  expected = model.heads["gender"](model.backbone.dense(jnp.ones((2, 3))))
-  np.testing.assert_allclose(model(white)["gender"], expected, rtol=1e-6)
-  with pytest.raises(ConfigError, match="config.data.image_size=0"):
-    heads.check_config(config, image_size=0)
