@@ -11,8 +11,6 @@ from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models import backbones, build_model, heads
 from fashion_jax.tasks import task_config
 
-
-
 _TOY_FAMILY = '''
 import jax.numpy as jnp
 from flax import nnx
