@@ -8,4 +8,5 @@ the documented form working.
 from fashion_jax.tools import build_tfds
 
 if __name__ == "__main__":
+  __doc__ = build_tfds.__doc__  # absl's --help shows the running module's docstring.
   build_tfds.run()

@@ -8,4 +8,5 @@ the documented form working.
 from fashion_jax.tools import search
 
 if __name__ == "__main__":
+  __doc__ = search.__doc__  # absl's --help shows the running module's docstring.
   search.run()

@@ -8,4 +8,5 @@ the documented form working.
 from fashion_jax.tools import verify_deepfashion
 
 if __name__ == "__main__":
+  __doc__ = verify_deepfashion.__doc__  # absl's --help shows the running module's docstring.
   verify_deepfashion.run()

@@ -45,7 +45,6 @@ def run(main: Callable, define_flags: Callable, required: Sequence[str] = (),
     try:
       return main(argv)
     except errors.USER_ERRORS as e:
-      logging.error("%s: %s", type(e).__name__, e)
       return report_user_error(e)
 
   app.run(guarded)
