@@ -72,6 +72,14 @@ class TrainingConsole:
       print(text, file=self.stream, flush=True)
     self._write_log(text)
 
+  def announce(self, text: str) -> None:
+    """A line about this process's run (start, resume, stop): process 0 shows it as a
+    message; the others log it, so every host's log says what that host did."""
+    if self.enabled:
+      self.message(text)
+    else:
+      logging.info("%s", text)
+
   def _write_log(self, text: str) -> None:
     with open(self._log_path, "a") as log:
       log.write(text + "\n")

@@ -192,7 +192,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                             "early_stopping": stopper.state_dict(),
                             "metric_window": window.state_dict()})
 
-  console.message(
+  console.announce(
       (f"Resuming at step {start_step} of {total_steps}" if start_step else
        f"Training {total_steps} steps") + f" ({steps_per_epoch} per epoch, global batch "
       f"{config.batch_size} on {jax.device_count()} devices); logs: {workdir}")
@@ -264,8 +264,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if stopped_by:
     stopped = (f"Stopped by {stopped_by} after step {last_step} of {total_steps}; checkpoint "
                f"saved in {checkpoints.directory}. Run the same command again to resume.")
-    # Every process says why it exits; process 0's line also goes to train.log.
-    console.message(stopped) if is_chief else print(stopped, flush=True)
+    console.announce(stopped)
     return {}
   if is_chief and results:
     workdir_lib.write_final_metrics(workdir, last_step, results)

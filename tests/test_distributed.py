@@ -47,7 +47,8 @@ def _finish(processes):
 
 
 def _launch(workdir, steps: int):
-  return [err for _, err in _finish(_start(workdir, steps))]
+  """Each process's output: process 0's console lines (stdout) and every log (stderr)."""
+  return [out + err for out, err in _finish(_start(workdir, steps))]
 
 
 def test_two_processes_train_checkpoint_and_resume_together(tmp_path):
@@ -80,7 +81,9 @@ def test_sigterm_to_one_host_stops_both_after_the_same_step_with_a_checkpoint(tm
     time.sleep(0.01)
   outputs = _finish(processes)
   # JAX's preemption sync point makes both stop after the same step.
-  stops = [re.search(r"Stopped by .* after step (\d+) of 400", out) for out, _ in outputs]
-  assert all(stops), [out[-500:] for out, _ in outputs]
+  # Process 0 says it on its console (stdout), process 1 in its log (stderr).
+  stops = [re.search(r"Stopped by .* after step (\d+) of 400", out + err)
+           for out, err in outputs]
+  assert all(stops), [(out + err)[-500:] for out, err in outputs]
   assert stops[0].group(1) == stops[1].group(1)
   assert stops[0].group(1) in os.listdir(checkpoints)  # Written collectively at that step.
