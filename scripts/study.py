@@ -62,6 +62,10 @@ ROWS = {
     # helps on top of them (macro-F1 above all, which P x K batches had supported).
     **{f"mtl_random_{name}": {**RANDOM, **overrides} for name, overrides in {
         "class_balanced": {f"tasks.{t}.class_weighting": "effective_number" for t in TASKS},
+        # Milder: the effective number saturates sooner, so only rare classes gain weight.
+        **{f"class_balanced_{beta}": {
+            **{f"tasks.{t}.class_weighting": "effective_number" for t in TASKS},
+            **{f"tasks.{t}.effective_beta": beta for t in TASKS}} for beta in (0.99, 0.9)},
         "label_smoothing_0.1": {f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
         "wd_1e-4": {"optimizer.weight_decay": 1e-4},
         "min_count_1": {f"tasks.{t}.min_count": 1 for t in TASKS},

@@ -329,6 +329,7 @@ def test_checkpoint_of_another_program_is_named(tmp_path):
 def test_other_tasks_list_the_differences_and_backbone_init_is_the_way(tmp_path):
   config, data, _, _, checkpoints = _checkpoints_with_step_1(tmp_path)
   other = tiny_config(tasks={"colour": tasks_lib.task_config("softmax", "baseColour")})
+  other.checkpoint.best_metric = "val/colour/accuracy"
   other_tasks = tasks_lib.parse_tasks(other.tasks)
   other_data, _, other_state, _ = _tiny_state(other)
   with pytest.raises(CheckpointMismatchError, match=r"'tasks': .*'colour'.*"

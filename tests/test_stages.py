@@ -68,7 +68,7 @@ def test_frozen_backbone_keeps_parameters_statistics_and_moments():
   assert any(not np.array_equal(a, b) for a, b in zip(before_backbone, _leaves(state, True)))
 
 
-def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, caplog):
+def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, capsys):
   config = tiny_config()
   config.checkpoint.keep = 5
   config.stages = {"heads": {"until_step": 2, "tasks": "", "frozen_backbone": True},
@@ -78,10 +78,9 @@ def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, caplog):
   shutil.copytree(tmp_path / "a", tmp_path / "b")
   for step in (3, 4):
     shutil.rmtree(tmp_path / "b" / "checkpoints" / str(step), ignore_errors=True)
-  caplog.clear()
-  with caplog.at_level("INFO"):
-    resumed = train.train_and_evaluate(config, str(tmp_path / "b"))
-  log = caplog.text
+  capsys.readouterr()
+  resumed = train.train_and_evaluate(config, str(tmp_path / "b"))
+  log = capsys.readouterr().out  # The console's lines.
   assert "Resuming at step 2" in log
   assert "Stage 'joint' from step 3" in log and "Stage 'heads'" not in log
   for key, value in straight.items():
