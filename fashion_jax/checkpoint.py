@@ -21,8 +21,8 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax import workdir as workdir_lib
 
 
-# Checkpoints written before the train state had named parts (train_state.PARTS) stored
-# them by position.
+# Checkpoints written before the train state had named parts (model, optimizer, ema:
+# train_state.TrainState) stored them by position.
 _POSITIONAL_KEYS = {"model": "0", "optimizer": "1", "ema": "2"}
 
 

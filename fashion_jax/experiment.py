@@ -32,11 +32,12 @@ class Run:
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str | None = None,
-          mesh=None) -> Run:
+          mesh=None, tasks=None) -> Run:
   """Checks `config`, reads its data (reusing `workdir`'s vocabularies when it has them)
   and builds the optimizer and a train state for the whole run, replicated over `mesh`
-  (default: every device)."""
-  tasks = validation.validate_config(config)
+  (default: every device). `tasks`: those `validation.validate_config(config)` returned,
+  when the caller has already checked the config."""
+  tasks = tasks if tasks is not None else validation.validate_config(config)
   mesh = mesh or parallel.make_mesh()
   local_batch = parallel.per_process_batch_size(config.batch_size)
   data = labelled.prepare_data(config, tasks, workdir, write_files=False)

@@ -1,9 +1,10 @@
 """Training and evaluation: pure, jitted step functions and the loop around them.
 
 The model, its optimizer and EMA live as one `nnx.State` pytree (`state`, of a
-`train_state.TrainState`) plus a static `graphdef`. `train_step` and `eval_step` are pure functions of (state, batch), jitted
-once with the state replicated and the batch sharded over the 'data' mesh axis, so the
-same code runs on one CPU, several devices, or several hosts.
+`train_state.TrainState`) plus a static `graphdef`. `train_step` (and the eval step of
+evaluators.py) is a pure function of (state, batch), jitted once with the state
+replicated and the batch sharded over the 'data' mesh axis, so the same code runs on one
+CPU, several devices, or several hosts.
 """
 
 import functools
@@ -127,13 +128,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   # Setup: everything is checked and built before anything is written to the workdir, so
   # a run that fails to start (a bad field, unreadable data) leaves it as it was.
-  valid_metrics = validation.validation_metrics(config, validation.validate_config(config))
+  tasks = validation.validate_config(config)
+  valid_metrics = validation.validation_metrics(config, tasks)
   parallel.maybe_initialize_distributed(config.distributed)
   ema_decay = float(config.get("ema_decay", 0.0))
   checkpoint_lib.check_workdir_writable(workdir)
   is_chief = jax.process_index() == 0
 
-  run = experiment.setup(config, workdir)
+  run = experiment.setup(config, workdir, tasks=tasks)
   tasks, data, mesh, local_batch = run.tasks, run.data, run.mesh, run.local_batch
   graphdef, state, schedule = run.graphdef, run.state, run.schedule
   total_steps, steps_per_epoch = run.total_steps, run.steps_per_epoch

@@ -15,9 +15,6 @@ from fashion_jax import balancing, parallel
 from fashion_jax.models import weights as pretrained
 from fashion_jax.models import build_model
 
-PARTS = ("model", "optimizer", "ema")
-
-
 class TrainState(nnx.Module):
   """`optimizer` is None in an inference state; `ema` is None unless config.ema_decay > 0."""
 
