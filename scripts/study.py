@@ -33,9 +33,12 @@ RESULTS = os.path.join(REPO, "docs", "results")
 SPLIT_FILE = os.path.join(RESULTS, "split.csv")
 TASKS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season",
          "usage")
-RANDOM = {"datasets.products.sampler": "random"}
+# configs/mtl.py before issue 14 changed its defaults (P x K batches, unweighted
+# classes): the ablations below are one change at a time against it.
+V1 = {"datasets.products.sampler": "auto", **{f"tasks.{t}.class_weighting": "none" for t in TASKS}}
+RANDOM = {**V1, "datasets.products.sampler": "random"}
 # The issue's "script recipe": what the PyTorch baseline does, as fashion_jax overrides.
-SCRIPT_RECIPE = {"datasets.products.sampler": "random", "loss_balancing.name": "fixed",
+SCRIPT_RECIPE = {**RANDOM, "loss_balancing.name": "fixed",
                  "tasks.embedding.weight": 0.0, "optimizer.schedule": "one_cycle",
                  "optimizer.weight_decay": 1e-4,
                  **{f"tasks.{t}.min_count": 1 for t in TASKS}}
@@ -43,25 +46,28 @@ SCRIPT_RECIPE = {"datasets.products.sampler": "random", "loss_balancing.name": "
 ROWS = {
     "torch_baseline": None,
     "mtl": {},
+    "mtl_v1": V1,
     "mtl_script_recipe": SCRIPT_RECIPE,
-    # One change at a time against mtl (what the current defaults add).
-    "mtl_random_sampler": {"datasets.products.sampler": "random"},
-    "mtl_fixed_weights": {"loss_balancing.name": "fixed"},
-    "mtl_dwa": {"loss_balancing.name": "dwa"},
-    "mtl_no_triplet": {"tasks.embedding.weight": 0.0},
-    "mtl_triplet_0.3": {"tasks.embedding.weight": 0.3},
-    "mtl_wd_1e-4": {"optimizer.weight_decay": 1e-4},
-    "mtl_min_count_1": {f"tasks.{t}.min_count": 1 for t in TASKS},
-    "mtl_one_cycle": {"optimizer.schedule": "one_cycle"},
+    # One change at a time against mtl_v1 (what the former defaults added).
+    "mtl_random_sampler": RANDOM,
+    "mtl_fixed_weights": {**V1, "loss_balancing.name": "fixed"},
+    "mtl_dwa": {**V1, "loss_balancing.name": "dwa"},
+    "mtl_no_triplet": {**V1, "tasks.embedding.weight": 0.0},
+    "mtl_triplet_0.3": {**V1, "tasks.embedding.weight": 0.3},
+    "mtl_wd_1e-4": {**V1, "optimizer.weight_decay": 1e-4},
+    "mtl_min_count_1": {**V1, **{f"tasks.{t}.min_count": 1 for t in TASKS}},
+    "mtl_one_cycle": {**V1, "optimizer.schedule": "one_cycle"},
     # mtl.py before issue 14: 500 warm-up steps whatever the run's length (43% of 8 epochs).
-    "mtl_warmup_500_steps": {"optimizer.warmup_fraction": 0.0, "optimizer.warmup_steps": 500},
-    "mtl_label_smoothing_0.1": {f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
-    "mtl_ema": {"ema_decay": 0.999},
-    "mtl_crop_aug": {"augment.crop_scale": (0.5, 1.0)},
+    "mtl_warmup_500_steps": {**V1, "optimizer.warmup_fraction": 0.0,
+                             "optimizer.warmup_steps": 500},
+    "mtl_label_smoothing_0.1": {**V1, **{f"tasks.{t}.label_smoothing": 0.1 for t in TASKS}},
+    "mtl_ema": {**V1, "ema_decay": 0.999},
+    "mtl_crop_aug": {**V1, "augment.crop_scale": (0.5, 1.0)},
     # The screen showed random batches as the largest single gain in accuracy: what else
     # helps on top of them (macro-F1 above all, which P x K batches had supported).
     **{f"mtl_random_{name}": {**RANDOM, **overrides} for name, overrides in {
-        "class_balanced": {f"tasks.{t}.class_weighting": "effective_number" for t in TASKS},
+        "class_balanced": {**{f"tasks.{t}.class_weighting": "effective_number" for t in TASKS},
+                           **{f"tasks.{t}.effective_beta": 0.999 for t in TASKS}},
         # Milder: the effective number saturates sooner, so only rare classes gain weight.
         **{f"class_balanced_{beta}": {
             **{f"tasks.{t}.class_weighting": "effective_number" for t in TASKS},
@@ -77,6 +83,7 @@ ROWS = {
 # the folder evaluate writes under eval/, given the split scored).
 EVAL_ROWS = {
     "mtl_flip_tta": ("mtl", ["--flip=true"], "{score}_flip"),
+    "mtl_v1_flip_tta": ("mtl_v1", ["--flip=true"], "{score}_flip"),
     "mtl_random_flip_tta": ("mtl_random_sampler", ["--flip=true"], "{score}_flip"),
 }
 
