@@ -44,8 +44,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.augment = pipeline.DEFAULT_AUGMENT.copy_and_resolve_references()
 
   config.model = ml_collections.ConfigDict(dict(
-      name="resnet50",  # resnet_tiny | resnet18 | resnet34 | resnet50 | resnet101
-      width=64,  # Channels of the stem and first stage.
+      # resnet18 | resnet34 | resnet50 | resnet101 | convnext_tiny | convnext_small |
+      # vit_s16 | vit_b16 (and resnet_tiny, convnext_test, vit_test for tests).
+      name="resnet50",
+      width=64,  # ResNet: channels of the stem and first stage.
+      # ConvNeXt, ViT, EfficientNet: stochastic depth of the last block (0 at the first).
+      drop_path_rate=0.0,
+      pooling="token",  # ViT features: the class token | mean (of the patch tokens).
+      # Input normalisation: auto (what the family's ImageNet weights expect) |
+      # imagenet | half (0.5 mean and std).
+      input_statistics="auto",
       dtype="float32",  # float32 | bfloat16 (compute dtype; parameters stay float32)
       conv="auto",  # auto (matmul on CPU, XLA elsewhere) | xla | matmul
       # ImageNet weights for the backbone: a folder written by python -m

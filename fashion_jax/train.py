@@ -42,8 +42,11 @@ def _ema_update(ema_model, model, step, decay: float) -> None:
   # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early on the
   # average follows the fast-moving weights instead of the random initialisation.
   rate = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  # Weights and BatchNorm statistics; a backbone's random state (layers.RandomState)
+  # is no average.
+  averaged = (nnx.Param, nnx.BatchStat)
   nnx.update(ema_model, jax.tree.map(lambda e, m: rate * e + (1.0 - rate) * m,
-                                     nnx.state(ema_model), nnx.state(model)))
+                                     nnx.state(ema_model, averaged), nnx.state(model, averaged)))
 
 
 def train_step(graphdef, state, batch, loss_weights=None, *, tasks,

@@ -41,7 +41,7 @@ def create(config, tasks, vocabs, mesh, tx=None):
 
   def build():
     model = build_model(config.model, tasks, vocabs, config.seed,
-                        learned_loss_weights=learned)
+                        learned_loss_weights=learned, image_size=config.data.image_size)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param) if tx is not None else None
     return TrainState(model, optimizer, nnx.clone(model) if with_ema else None)
 
@@ -50,7 +50,8 @@ def create(config, tasks, vocabs, mesh, tx=None):
   if tx is not None and config.model.get("pretrained"):
     weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
     state["model"] = pretrained.apply_to_model(
-        state["model"], weights, f"config.model.pretrained={config.model.pretrained}")
+        state["model"], weights, f"config.model.pretrained={config.model.pretrained}",
+        config.model.name)
   if with_ema:  # Starts equal to the model (after any imported weights).
     state["ema"] = jax.tree.map(jnp.copy, state["model"])
   return graphdef, state

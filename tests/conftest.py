@@ -112,3 +112,41 @@ def product_tree(tmp_path):
   lines[5] = ",".join(lines[5].split(",")[:4])
   (tmp_path / "styles.csv").write_text("\n".join(lines) + "\n")
   return tmp_path
+
+
+def randomize_batch_norms(torch_model, seed: int = 0):
+  """Random BatchNorm statistics and affine terms (eval mode), so that every imported
+  tensor matters in a parity test."""
+  import torch
+  generator = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for module in torch_model.modules():
+      if isinstance(module, torch.nn.BatchNorm2d):
+        module.weight.uniform_(0.5, 1.5, generator=generator)
+        module.bias.normal_(0, 0.1, generator=generator)
+        module.running_mean.normal_(0, 0.1, generator=generator)
+        module.running_var.uniform_(0.5, 1.5, generator=generator)
+  return torch_model.eval()
+
+
+def imported_features(name: str, torch_model, images_nchw, image_size: int, **model_fields):
+  """Features of our `name` backbone for `image_size` with `torch_model`'s weights
+  imported (through the family's layouts), on the same images."""
+  import jax
+  import ml_collections
+  import numpy as np
+  from flax import nnx
+
+  from fashion_jax.models import backbones, weights
+  family = backbones.family(name)
+  state_dict = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
+  converted = family.convert_foreign(name, state_dict, "torch_model")
+  model_config = ml_collections.ConfigDict(model_fields)
+  # Built abstractly and run jitted: every array comes from the import, and one compiled
+  # program is much faster than op-by-op on CPU.
+  graphdef, state = nnx.split(nnx.eval_shape(lambda: family.build(
+      name, model_config, image_size=image_size, dtype=jax.numpy.float32,
+      conv_implementation="xla", rngs=nnx.Rngs(0))))
+  state = weights.apply_to_model({"backbone": state}, converted, "torch_model", name)["backbone"]
+  forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, train=False))
+  return np.asarray(forward(state, images_nchw.transpose(0, 2, 3, 1)))

@@ -33,7 +33,7 @@ class ToyFamily(backbones.Family):
   input_mean = (127.5, 127.5, 127.5)
   input_std = (127.5, 127.5, 127.5)
 
-  def build(self, name, model_config, *, dtype, conv_implementation, rngs):
+  def build(self, name, model_config, *, image_size, dtype, conv_implementation, rngs):
     return Toy(model_config.features, rngs)
 
 
@@ -71,7 +71,7 @@ def test_every_registered_name_has_a_family_that_builds_it():
 
 def test_foreign_weights_must_match_name_for_name():
   family = backbones.family("resnet_tiny")
-  names = family.foreign_names("resnet_tiny")
+  (names,) = family.foreign_layouts("resnet_tiny").values()
   weights = {name: np.zeros((1,), np.float32) for name in names}
   weights["fc.weight"] = np.zeros((2, 2), np.float32)  # The classifier is skipped.
   assert set(family.convert_foreign("resnet_tiny", weights)) == set(names.values())

@@ -38,7 +38,7 @@ def _flax_features(name, converted, images_nhwc):
   model = ResNet(name, rngs=nnx.Rngs(0), conv_implementation="xla")
   graphdef, state = nnx.split(model)
   state = pretrained.apply_to_model(
-      jax.tree.map(lambda x: x, {"backbone": state}), converted, "test")["backbone"]
+      jax.tree.map(lambda x: x, {"backbone": state}), converted, "test", name)["backbone"]
   model = nnx.merge(graphdef, state)
   return np.asarray(model(images_nhwc, train=False))
 
@@ -82,10 +82,10 @@ def test_safetensors_npz_and_orbax_folder_hold_the_same_weights(tmp_path):
 
 def test_wrong_files_are_named(tmp_path):
   state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
-  with pytest.raises(DataError, match=r"does not match a torchvision/timm resnet50: .* missing"):
+  with pytest.raises(DataError, match=r"does not match resnet50 as torchvision/timm name it; .* missing"):
     pretrained.convert(state_dict, "resnet50", "resnet18.npz")
   state_dict["conv1.1.weight"] = state_dict["conv1.weight"]
-  with pytest.raises(DataError, match=r"1 unexpected \(e.g. \['conv1.1.weight'\]\)"):
+  with pytest.raises(DataError, match=r"1 unmatched \(e.g. \['conv1.1.weight'\]\)"):
     pretrained.convert(state_dict, "resnet18")
   with pytest.raises(DataError, match="no such weights file"):
     pretrained.read_weights_file(str(tmp_path / "missing.pth"))

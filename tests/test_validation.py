@@ -51,6 +51,11 @@ ROWS = [
     # model
     ({"model.name": "resnet5"}, "config.model.name='resnet5' is not one of"),
     ({"model.width": 0}, "config.model.width=0 must be an integer >= 1"),
+    ({"model.drop_path_rate": 1.0}, "config.model.drop_path_rate=1.0 must be"),
+    ({"model.pooling": "max"}, "config.model.pooling='max' is not one of"),
+    ({"model.input_statistics": "cifar"}, "config.model.input_statistics='cifar' is not one of"),
+    ({"model.name": "vit_test", "data.image_size": 36},
+     "config.data.image_size=36 must be a multiple of vit_test's patch size 8"),
     ({"model.dtype": "float16"}, "config.model.dtype='float16' is not one of"),
     ({"model.conv": "cudnn"}, "config.model.conv='cudnn' is not one of"),
     ({"model.pretrained": "/nonexistent/resnet.pth"},

@@ -86,34 +86,31 @@ class MultiTaskModel(nnx.Module):
 
 def check_config(model_config, image_size) -> None:
   """`config.model`, and `config.data.image_size` against the backbone's total stride."""
-  backbones.check_config(model_config)
+  backbones.check_config(model_config, image_size)
   checks.choice(model_config.dtype, "model.dtype", DTYPES)
   checks.choice(model_config.conv, "model.conv", conv.IMPLEMENTATIONS)
   if model_config.pretrained and not os.path.exists(model_config.pretrained):
     raise ConfigError(f"config.model.pretrained={model_config.pretrained!r} does not exist: "
                       "give a weights file (.pth/.safetensors/.npz), a folder written by "
                       "python -m fashion_jax.pretrained, or another run's workdir.")
-  stride = backbones.family(model_config.name).total_stride
-  if not (isinstance(image_size, int) and image_size >= stride):
-    raise ConfigError(
-        f"config.data.image_size={image_size!r} must be an integer >= {stride}: "
-        f"{model_config.name} divides the image side by {stride}, so "
-        f"{stride} px is its smallest input.")
 
 
-def build_model(model_config, tasks, vocabs, seed: int,
-                learned_loss_weights: bool = False) -> MultiTaskModel:
-  """Builds the model for `tasks`; head sizes come from the vocabularies."""
+def build_model(model_config, tasks, vocabs, seed: int, learned_loss_weights: bool = False,
+                image_size: int = 224) -> MultiTaskModel:
+  """Builds the model for `tasks` and `image_size` (position embeddings, where the
+  backbone has them); head sizes come from the vocabularies."""
   dtype_name = model_config.get("dtype", "float32")
   checks.choice(dtype_name, "model.dtype", DTYPES)
   dtype = DTYPES[dtype_name]
   rngs = nnx.Rngs(seed)
   family = backbones.family(model_config.name)
-  backbone = family.build(model_config.name, model_config, dtype=dtype, rngs=rngs,
+  backbone = family.build(model_config.name, model_config, image_size=image_size,
+                          dtype=dtype, rngs=rngs,
                           conv_implementation=conv.resolve_implementation(
                               model_config.get("conv", "auto")))
   head_sizes = {t.name: t.spec.head_size(t, len(vocabs[t.name])) for t in tasks}
   normalized = tuple(t.name for t in tasks if t.spec.normalize_output)
+  input_mean, input_std = backbones.input_statistics(model_config)
   return MultiTaskModel(backbone, head_sizes, normalized, dtype=dtype, rngs=rngs,
                         learned_loss_weights=learned_loss_weights,
-                        input_mean=family.input_mean, input_std=family.input_std)
+                        input_mean=input_mean, input_std=input_std)

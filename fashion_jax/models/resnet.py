@@ -178,6 +178,26 @@ class ResNet(nnx.Module):
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
 
+def _foreign_names(arch: Architecture) -> dict:
+  """torchvision's names (timm's ResNets use the same) -> ResNet state paths."""
+  bottleneck = arch.block.expansion == 4
+  names = {"conv1.weight": ("stem_conv", "kernel")}
+  names.update({f"bn1.{k}": ("stem_bn", v) for k, v in _BN.items()})
+  index = 0
+  for stage, size in enumerate(arch.stage_sizes):
+    for i in range(size):
+      prefix, ours = f"layer{stage + 1}.{i}", ("blocks", index)
+      for n in range(1, 4 if bottleneck else 3):
+        names[f"{prefix}.conv{n}.weight"] = (*ours, f"conv{n}", "kernel")
+        names.update({f"{prefix}.bn{n}.{k}": (*ours, f"bn{n}", v) for k, v in _BN.items()})
+      if stage > 0 and i == 0 or (stage == 0 and i == 0 and bottleneck):
+        names[f"{prefix}.downsample.0.weight"] = (*ours, "shortcut", "conv", "kernel")
+        names.update({f"{prefix}.downsample.1.{k}": (*ours, "shortcut", "bn", v)
+                      for k, v in _BN.items()})
+      index += 1
+  return names
+
+
 class ResNetFamily(backbones.Family):
   """ResNet-18/34/50/101 (and resnet_tiny for tests); option `width`: channels of the
   stem and first stage (64 for the standard networks and their ImageNet weights)."""
@@ -185,32 +205,17 @@ class ResNetFamily(backbones.Family):
   names = tuple(ARCHITECTURES)
   options = {"width": 64}
   total_stride = ResNet.total_stride
+  foreign_skipped = ("fc.",)
 
-  def build(self, name, model_config, *, dtype, conv_implementation, rngs):
+  def build(self, name, model_config, *, image_size, dtype, conv_implementation, rngs):
     return ResNet(name, width=model_config.get("width", 64), dtype=dtype,
                   conv_implementation=conv_implementation, rngs=rngs)
 
   def check_options(self, model_config):
     checks.number(model_config.get("width", 64), "model.width", 1, integer=True)
 
-  def foreign_names(self, name):
-    arch = ARCHITECTURES[name]
-    bottleneck = arch.block.expansion == 4
-    names = {"conv1.weight": ("stem_conv", "kernel")}
-    names.update({f"bn1.{k}": ("stem_bn", v) for k, v in _BN.items()})
-    index = 0
-    for stage, size in enumerate(arch.stage_sizes):
-      for i in range(size):
-        prefix, ours = f"layer{stage + 1}.{i}", ("blocks", index)
-        for n in range(1, 4 if bottleneck else 3):
-          names[f"{prefix}.conv{n}.weight"] = (*ours, f"conv{n}", "kernel")
-          names.update({f"{prefix}.bn{n}.{k}": (*ours, f"bn{n}", v) for k, v in _BN.items()})
-        if stage > 0 and i == 0 or (stage == 0 and i == 0 and bottleneck):
-          names[f"{prefix}.downsample.0.weight"] = (*ours, "shortcut", "conv", "kernel")
-          names.update({f"{prefix}.downsample.1.{k}": (*ours, "shortcut", "bn", v)
-                        for k, v in _BN.items()})
-        index += 1
-    return names
+  def foreign_layouts(self, name):
+    return {"torchvision/timm": _foreign_names(ARCHITECTURES[name])}
 
 
 FAMILY = ResNetFamily()

@@ -126,8 +126,10 @@ def load_backbone(path: str, model: str) -> dict:
   return convert(read_weights_file(path), model, path)
 
 
-def apply_to_model(model_state, converted: dict, source: str):
-  """The model's state with its backbone's parameters and BatchNorm statistics replaced."""
+def apply_to_model(model_state, converted: dict, source: str, model: str):
+  """The model's state with its backbone's parameters and BatchNorm statistics replaced
+  (`model`: config.model.name, whose family adapts input-size-dependent shapes)."""
+  family = backbones.family(model)
   used = set()
 
   def replace(path, leaf):
@@ -139,8 +141,7 @@ def apply_to_model(model_state, converted: dict, source: str):
       raise DataError(f"{source} has no weights for backbone/{'/'.join(map(str, ours))}.")
     value = converted[ours]
     if value.shape != leaf.shape:
-      raise DataError(f"{source}: backbone/{'/'.join(map(str, ours))} has shape {value.shape}, "
-                      f"the model {leaf.shape} (config.model.width differs).")
+      value = family.fit_value(ours, value, leaf.shape, source)
     used.add(ours)
     return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
 
