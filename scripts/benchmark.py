@@ -2,15 +2,17 @@ r"""Speed of fashion_jax on this machine, side by side with a PyTorch peer, in o
 
     python scripts/benchmark.py                      # ResNet-50, batch 32, 96/128/224 px
     python scripts/benchmark.py --sizes=96 --steps=3 --no-torch
+    python scripts/benchmark.py --model=convnext_tiny --sizes=96 --pipeline-workers=
 
 Measures, with compilation and warm-up excluded (compile time reported apart):
-  * train step images/s: ResNet-50 + the seven softmax heads + embedding of configs/mtl.py,
-    AdamW, the losses of the real run;
+  * train step images/s: the backbone (`--model`, ResNet-50 by default) + the seven
+    softmax heads + embedding of configs/mtl.py, AdamW, the losses of the real run;
   * eval (inference) images/s;
   * input pipeline images/s alone (read + decode + resize + flip + batch) per worker setting;
-  * the PyTorch peer (`pip install -e .[bench]`): the same ResNet-50 (torchvision's if it
-    imports, else the identical hand-written one below), the same heads and losses, AdamW,
-    the same threads, NCHW and channels_last;
+  * the PyTorch peer (`pip install -e .[bench]`): the same network (torchvision's, or
+    timm's for ViT-S/16 and the tf_ EfficientNets; for ResNets without torchvision, the
+    identical fashion_jax.models.torch_resnet), the same heads and losses, AdamW, the same
+    threads, NCHW and channels_last;
 and prints achieved FLOP/s against an estimate of the machine's peak. The peak is
 cores x FP32 lanes (16 with AVX-512, 8 with AVX2) x 2 (FMA) x 2 FMA units x the clock in
 /proc/cpuinfo -- an upper bound, as sustained clocks under vector load are lower.
@@ -135,11 +137,18 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
 
   train_once()  # Warm-up: first-run allocations.
   train_s = _median_time(train_once, steps)
-  eval_once = lambda: jax.block_until_ready(eval_fn(holder["state"], batch_arrays))  # noqa: E731
+  eval_compiled = eval_fn.lower(holder["state"], batch_arrays).compile()
+  eval_cost = eval_compiled.cost_analysis()
+  eval_cost = eval_cost[0] if isinstance(eval_cost, list) else eval_cost
+  eval_flops = float(eval_cost.get("flops", float("nan"))) if eval_cost else float("nan")
+  eval_once = lambda: jax.block_until_ready(eval_compiled(holder["state"], batch_arrays))  # noqa: E731
   eval_once()
   eval_s = _median_time(eval_once, steps)
+  backbone_params = sum(x.size for x in jax.tree.leaves(state["model"]["backbone"]))
   return {"train_ips": batch / train_s, "eval_ips": batch / eval_s, "compile_s": compile_s,
-          "train_flops": flops, "train_gflops_per_s": flops / train_s / 1e9}
+          "train_flops": flops, "train_gflops_per_s": flops / train_s / 1e9,
+          "eval_gflops_per_image": eval_flops / batch / 1e9,
+          "backbone_params_m": backbone_params / 1e6}
 
 
 def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[int],
@@ -179,27 +188,60 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
 # ------------------------------------------------------------------------- PyTorch
 
 
-def torch_resnet50(num_outputs: dict):
-  """torchvision's ResNet-50 architecture (fashion_jax.models.torch_resnet) with our heads."""
+def torch_backbone(name: str, image_size: int, drop_path_rate: float):
+  """The PyTorch network of `config.model.name=name` without its classifier, and its
+  number of features: torchvision's where it has the network, else timm's; ResNets from
+  fashion_jax.models.torch_resnet (torchvision's layout) when torchvision is absent."""
   from torch import nn
-  from fashion_jax.models.torch_resnet import resnet
-  torch_backbone = resnet("resnet50")
-  torch_backbone.fc = nn.Identity()  # The heads replace the ImageNet classifier.
-  source = "torchvision layout"
+  if name.startswith("resnet"):
+    try:
+      import torchvision
+      model, source = getattr(torchvision.models, name)(), "torchvision"
+    except (ImportError, RuntimeError):
+      from fashion_jax.models.torch_resnet import resnet
+      model, source = resnet(name), "torchvision layout (fashion_jax.models.torch_resnet)"
+    features = model.fc.in_features
+    model.fc = nn.Identity()
+    return model, features, source
+  import timm
+  import torchvision
+  if name.startswith("convnext"):
+    model = getattr(torchvision.models, name)(stochastic_depth_prob=drop_path_rate)
+    features = model.classifier[2].in_features
+    model.classifier[2] = nn.Identity()
+    return model, features, "torchvision"
+  if name == "vit_b16":
+    model = torchvision.models.vit_b_16(image_size=image_size)
+    model.heads = nn.Identity()
+    return model, model.hidden_dim, "torchvision"
+  if name.startswith("efficientnet"):
+    model = getattr(torchvision.models, name)(stochastic_depth_prob=drop_path_rate)
+    features = model.classifier[1].in_features
+    model.classifier = nn.Identity()
+    return model, features, "torchvision"
+  timm_names = {"vit_s16": "vit_small_patch16_224"}
+  extra = {"img_size": image_size} if name.startswith("vit") else {}
+  model = timm.create_model(timm_names.get(name, name), num_classes=0,
+                            drop_path_rate=drop_path_rate, **extra)
+  return model, model.num_features, "timm"
+
+
+def torch_multitask(name: str, image_size: int, drop_path_rate: float, num_outputs: dict):
+  """The PyTorch peer: the backbone with one linear head per task, as the JAX model."""
+  from torch import nn
+  backbone, features, source = torch_backbone(name, image_size, drop_path_rate)
 
   class MultiTask(nn.Module):
     def __init__(self):
       super().__init__()
-      self.backbone = torch_backbone
-      self.heads = nn.ModuleDict({k: nn.Linear(2048, v) for k, v in num_outputs.items()})
+      self.backbone = backbone
+      self.heads = nn.ModuleDict({k: nn.Linear(features, v) for k, v in num_outputs.items()})
 
     def forward(self, x):
       features = self.backbone(x)
       return {k: head(features) for k, head in self.heads.items()}
 
   return MultiTask(), source
-
-
 
 
 def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):
@@ -212,12 +254,13 @@ def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):
   return torch.relu(pos - neg + margin)[valid].mean()
 
 
-def bench_torch(image_size: int, batch: int, steps: int, channels_last: bool) -> dict:
+def bench_torch(name: str, image_size: int, batch: int, steps: int, channels_last: bool,
+                drop_path_rate: float) -> dict:
   import torch
   torch.manual_seed(0)
   torch.set_num_threads(os.cpu_count())
   outputs = {k: (128 if k == "embedding" else v) for k, v in CLASSES.items()}
-  model, source = torch_resnet50(outputs)
+  model, source = torch_multitask(name, image_size, drop_path_rate, outputs)
   x = torch.randint(0, 256, (batch, 3, image_size, image_size)).float() / 255
   labels = {k: torch.randint(0, v, (batch,)) for k, v in CLASSES.items()}
   if channels_last:
@@ -255,6 +298,7 @@ def bench_torch(image_size: int, batch: int, steps: int, channels_last: bool) ->
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--model", default="resnet50", help="config.model.name of both sides.")
   parser.add_argument("--sizes", default="96,128,224")
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--steps", type=int, default=5, help="Timed steps (median).")
@@ -290,6 +334,8 @@ def main():
     default = _node(defaults, parents)[field]
     overrides[key] = (value.lower() in ("1", "true") if isinstance(default, bool)
                       else type(default)(value))
+  overrides["model.name"] = args.model
+  drop_path_rate = overrides.get("model.drop_path_rate", defaults.model.drop_path_rate)
   peak, how = cpu_peak_gflops()
   print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {jax.devices()[0].platform}, "
@@ -297,22 +343,23 @@ def main():
   ceiling = matmul_gflops()
   print(f"# peak estimate: {how}; a 2048^3 float32 matmul in JAX runs at {ceiling:.0f} GFLOP/s "
         "(above the estimate when the CPU boosts past its nominal clock)")
-  if overrides.get("model.name", "resnet50") != "resnet50" and not args.no_torch:
-    print("# note: the PyTorch peer is always ResNet-50; ratios compare different models")
+  print(f"# model: {args.model}")
   sizes = [int(s) for s in args.sizes.split(",")]
-  results = {"peak_gflops": peak, "matmul_gflops": ceiling, "sizes": {}}
+  results = {"model": args.model, "peak_gflops": peak, "matmul_gflops": ceiling, "sizes": {}}
   for size in sizes:
     row = {"jax": bench_jax(size, args.batch, args.steps, overrides)}
     if not args.no_torch:
-      row["torch_nchw"] = bench_torch(size, args.batch, args.steps, channels_last=False)
-      row["torch_cl"] = bench_torch(size, args.batch, args.steps, channels_last=True)
+      row["torch_nchw"] = bench_torch(args.model, size, args.batch, args.steps, False,
+                                      drop_path_rate)
+      row["torch_cl"] = bench_torch(args.model, size, args.batch, args.steps, True,
+                                    drop_path_rate)
     results["sizes"][size] = row
     print(json.dumps({size: row}), flush=True)
 
-  workers = [int(w) for w in args.pipeline_workers.split(",")]
+  workers = [int(w) for w in args.pipeline_workers.split(",") if w]
   results["pipeline"] = {size: bench_pipeline(args.data, size, args.batch, workers,
                                               args.pipeline_batches, args.packed, args.tfds)
-                         for size in sizes}
+                         for size in sizes} if workers else {}
 
   print()
   header = "| size | JAX train img/s | PyTorch train img/s (NCHW / CL) | ratio | JAX eval img/s | " \
@@ -334,11 +381,13 @@ def main():
     print(f"| {size} | {j['train_ips']:.1f} | {torch_cols} | {j['compile_s']:.1f} | "
           f"{j['train_gflops_per_s']:.0f} ({100 * j['train_gflops_per_s'] / peak:.0f}%, "
           f"{100 * j['train_gflops_per_s'] / ceiling:.0f}%) |")
-  print()
-  print("| size | " + " | ".join(f"pipeline img/s, {w}" for w in results["pipeline"][sizes[0]]) + " |")
-  print("|---" * (len(results["pipeline"][sizes[0]]) + 1) + "|")
-  for size, row in results["pipeline"].items():
-    print(f"| {size} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |")
+  if workers:
+    print()
+    print("| size | " + " | ".join(f"pipeline img/s, {w}" for w in results["pipeline"][sizes[0]])
+          + " |")
+    print("|---" * (len(results["pipeline"][sizes[0]]) + 1) + "|")
+    for size, row in results["pipeline"].items():
+      print(f"| {size} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=1)

@@ -129,9 +129,11 @@ def randomize_batch_norms(torch_model, seed: int = 0):
   return torch_model.eval()
 
 
-def imported_features(name: str, torch_model, images_nchw, image_size: int, **model_fields):
+def imported_features(name: str, torch_model, images_nchw, image_size: int, conv: str = "xla",
+                      **model_fields):
   """Features of our `name` backbone for `image_size` with `torch_model`'s weights
-  imported (through the family's layouts), on the same images."""
+  imported (through the family's layouts), on the same images; `conv`: the
+  convolution implementation (models/conv.py)."""
   import jax
   import ml_collections
   import numpy as np
@@ -146,7 +148,7 @@ def imported_features(name: str, torch_model, images_nchw, image_size: int, **mo
   # program is much faster than op-by-op on CPU.
   graphdef, state = nnx.split(nnx.eval_shape(lambda: family.build(
       name, model_config, image_size=image_size, dtype=jax.numpy.float32,
-      conv_implementation="xla", rngs=nnx.Rngs(0))))
+      conv_implementation=conv, rngs=nnx.Rngs(0))))
   state = weights.apply_to_model({"backbone": state}, converted, "torch_model", name)["backbone"]
   forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, train=False))
   return np.asarray(forward(state, images_nchw.transpose(0, 2, 3, 1)))

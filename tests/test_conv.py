@@ -94,3 +94,27 @@ def test_max_pool_matches_reduce_window(height, width, ties):
       a, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))))))(x)
   g_got = jax.grad(lambda a: jnp.sum(jnp.sin(max_pool_3x3_stride_2(a))))(x)
   np.testing.assert_array_equal(g_got, g_want)
+
+
+@pytest.mark.parametrize("size,kernel,stride,tf_same", [(9, 3, 1, False), (9, 5, 2, False),
+                                                        (8, 3, 2, True), (9, 5, 2, True),
+                                                        (6, 7, 1, False)])
+def test_depthwise_taps_equal_xlas_grouped_convolution_and_its_gradients(size, kernel, stride,
+                                                                         tf_same):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, size, size, 4)), jnp.float32)
+  outputs = {}
+  for implementation in ("xla", "matmul"):
+    layer = conv.DepthwiseConv(4, kernel, stride, use_bias=True, tf_same=tf_same,
+                         implementation=implementation, rngs=nnx.Rngs(0), dtype=jnp.float32,
+                         kernel_init=nnx.initializers.normal(1.0))
+    graphdef, params = nnx.split(layer)
+    loss = lambda p, x: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x)))  # noqa: E731
+    outputs[implementation] = (nnx.merge(graphdef, params)(x),
+                               jax.grad(loss, argnums=(0, 1))(params, x))
+  for a, b in zip(jax.tree.leaves(outputs["xla"]), jax.tree.leaves(outputs["matmul"])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  if tf_same:  # TensorFlow's 'SAME' as flax spells it.
+    reference = nnx.Conv(4, 4, (kernel, kernel), (stride, stride), padding="SAME",
+                         feature_group_count=4, rngs=nnx.Rngs(0),
+                         kernel_init=nnx.initializers.normal(1.0))
+    np.testing.assert_allclose(outputs["xla"][0], reference(x) + 0.0, rtol=1e-4, atol=1e-4)

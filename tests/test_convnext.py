@@ -23,11 +23,12 @@ def _torchvision_convnext_test():
   return model.eval()
 
 
-def test_features_equal_torchvisions_convnext():
+@pytest.mark.parametrize("conv", ["xla", "matmul"])
+def test_features_equal_torchvisions_convnext(conv):
   model = _torchvision_convnext_test()
   with torch.no_grad():  # torchvision's features: pool, then the classifier's LayerNorm.
     expected = model.classifier[:2](model.avgpool(model.features(torch.tensor(_IMAGES)))).numpy()
-  got = imported_features("convnext_test", model, _IMAGES, 64)
+  got = imported_features("convnext_test", model, _IMAGES, 64, conv)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 

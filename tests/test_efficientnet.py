@@ -14,22 +14,24 @@ from fashion_jax.models import efficientnet
 _IMAGES = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
 
 
-def test_features_equal_torchvisions_efficientnet_b0():
+@pytest.mark.parametrize("conv", ["xla", "matmul"])
+def test_features_equal_torchvisions_efficientnet_b0(conv):
   torch.manual_seed(0)
   model = randomize_batch_norms(torchvision.models.efficientnet_b0())
   with torch.no_grad():
     expected = model.avgpool(model.features(torch.tensor(_IMAGES))).flatten(1).numpy()
-  got = imported_features("efficientnet_b0", model, _IMAGES, 64)
+  got = imported_features("efficientnet_b0", model, _IMAGES, 64, conv)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "tf_efficientnet_b0"])
-def test_features_equal_timms_efficientnet_b0(name):
+@pytest.mark.parametrize("name,conv", [("efficientnet_b0", "xla"), ("tf_efficientnet_b0", "xla"),
+                                       ("tf_efficientnet_b0", "matmul")])
+def test_features_equal_timms_efficientnet_b0(name, conv):
   torch.manual_seed(0)
   model = randomize_batch_norms(timm.create_model(name, num_classes=0))
   with torch.no_grad():
     expected = model(torch.tensor(_IMAGES)).numpy()
-  got = imported_features(name, model, _IMAGES, 64)
+  got = imported_features(name, model, _IMAGES, 64, conv)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 

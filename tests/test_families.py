@@ -2,6 +2,7 @@
 networks' parameter shapes at every size, train with every task kind, stages, EMA and
 stochastic depth, resume bit for bit, and run in bfloat16 across devices."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ _SOURCES = [(name, source) for name, (timm_name, tv_name) in _PUBLISHED.items()
             for source in ("timm", "torchvision") if source == "timm" or tv_name]
 
 
+@functools.lru_cache(maxsize=None)
 def _abstract_backbone(name, image_size=224):
   _, state = nnx.split(nnx.eval_shape(lambda: backbones.family(name).build(
       name, ml_collections.ConfigDict({"pooling": "token", "drop_path_rate": 0.0}),
@@ -55,9 +57,10 @@ def test_every_size_takes_the_published_networks_weights(name, source):
   assert set(converted) == {path[:-1] for path in ours}, name
   for path, shape in ours.items():
     assert converted[path[:-1]].shape == shape, (path, converted[path[:-1]].shape, shape)
-  # Another image size: only ViT's position embeddings differ, and they are resampled.
-  at_96 = _abstract_backbone(name, 96)
-  for path, shape in at_96.items():
+  if ("pos_embed", "value") not in ours:
+    return
+  # Another image size: only the position embeddings differ, and they are resampled.
+  for path, shape in _abstract_backbone(name, 96).items():
     value = converted[path[:-1]]
     if value.shape != shape:
       assert path[:-1] == ("pos_embed",), path

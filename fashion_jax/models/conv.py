@@ -172,3 +172,55 @@ class Conv(nnx.Module):
   def __call__(self, x):
     kernel = self.kernel[...].astype(self.dtype)
     return _IMPLS[self.implementation](x.astype(self.dtype), kernel, self.stride, self.pad)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TensorFlow's 'SAME' padding of one side: the extra pixel, if any, goes after."""
+  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def _taps_depthwise(x, kernel, stride: int):
+  """Depthwise convolution of an already padded input: one multiply-add per kernel tap.
+
+  XLA:CPU runs grouped convolutions, and above all their gradients, on a slow generic
+  path (5-30x slower than these elementwise taps for ConvNeXt's and EfficientNet's
+  shapes: docs/performance.md); the taps and their autodiff gradients (strided pads)
+  fuse into a few loops."""
+  size = kernel.shape[0]
+  return sum(tap * kernel[t // size, t % size, 0]
+             for t, tap in enumerate(window_taps(x, size, stride, 0)))
+
+
+class DepthwiseConv(nnx.Module):
+  """k x k convolution of each channel on its own (groups = channels), HWIO kernel
+  [k, k, 1, C] as nnx.Conv's, optional bias; `tf_same` pads as TensorFlow's 'SAME',
+  else symmetrically by (k - 1) // 2. 'matmul' computes it with elementwise taps."""
+
+  def __init__(self, channels: int, kernel_size: int, stride: int = 1, *, use_bias: bool,
+               tf_same: bool = False, implementation: str, kernel_init, dtype, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel_size, kernel_size, 1, channels),
+                                        jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((channels,), jnp.float32)) if use_bias else None
+    self.stride = stride
+    self.tf_same = tf_same
+    self.implementation = implementation
+    self.dtype = dtype
+
+  def _padding(self, x):
+    size = self.kernel.shape[0]
+    if self.tf_same:
+      return tuple(same_padding(x.shape[d], size, self.stride) for d in (1, 2))
+    return ((size - 1) // 2,) * 2, ((size - 1) // 2,) * 2
+
+  def __call__(self, x):
+    x = x.astype(self.dtype)
+    kernel = self.kernel[...].astype(self.dtype)
+    padding = self._padding(x)
+    if self.implementation == "matmul":
+      padded = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+      y = _taps_depthwise(padded, kernel, self.stride)
+    else:
+      y = lax.conv_general_dilated(x, kernel, (self.stride,) * 2, padding,
+                                   dimension_numbers=_DIMS, feature_group_count=x.shape[-1])
+    return y if self.bias is None else y + self.bias[...].astype(self.dtype)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fashion_jax.models import backbones
+from fashion_jax.models.conv import DepthwiseConv
 from fashion_jax.models.layers import DropPathKeys, PatchEmbed, drop_path, drop_path_rates
 from fashion_jax.models.layers import trunc_normal_002
 
@@ -42,9 +43,10 @@ def _linear(d_in, d_out, dtype, rngs):
 
 class Block(nnx.Module):
 
-  def __init__(self, dim: int, drop_rate: float, *, dtype, rngs: nnx.Rngs):
-    self.dwconv = nnx.Conv(dim, dim, (7, 7), padding=((3, 3), (3, 3)), feature_group_count=dim,
-                           kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
+  def __init__(self, dim: int, drop_rate: float, *, conv_implementation: str, dtype,
+               rngs: nnx.Rngs):
+    self.dwconv = DepthwiseConv(dim, 7, use_bias=True, implementation=conv_implementation,
+                                kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
     self.norm = _layer_norm(dim, dtype, rngs)
     self.fc1 = _linear(dim, 4 * dim, dtype, rngs)
     self.fc2 = _linear(4 * dim, dim, dtype, rngs)
@@ -61,7 +63,8 @@ class Block(nnx.Module):
 class ConvNeXt(nnx.Module):
   """Backbone: images [B, H, W, 3] (normalised) -> pooled features [B, num_features]."""
 
-  def __init__(self, name: str, *, drop_path_rate: float, dtype, rngs: nnx.Rngs):
+  def __init__(self, name: str, *, drop_path_rate: float, conv_implementation: str = "xla",
+               dtype, rngs: nnx.Rngs):
     arch = ARCHITECTURES[name]
     dims = arch.dims
     self.stem = PatchEmbed(3, dims[0], 4, dtype=dtype, rngs=rngs)
@@ -71,7 +74,8 @@ class ConvNeXt(nnx.Module):
                                  for d_in, d_out in zip(dims[:-1], dims[1:])])
     rates = iter(drop_path_rates(drop_path_rate, sum(arch.depths)))
     self.stages = nnx.List([
-        nnx.List([Block(dim, next(rates), dtype=dtype, rngs=rngs) for _ in range(depth)])
+        nnx.List([Block(dim, next(rates), conv_implementation=conv_implementation, dtype=dtype,
+                        rngs=rngs) for _ in range(depth)])
         for depth, dim in zip(arch.depths, dims)])
     self.head_norm = _layer_norm(dims[-1], dtype, rngs)
     self.drop_path_keys = DropPathKeys(rngs) if drop_path_rate > 0 else None
@@ -143,8 +147,8 @@ class ConvNeXtFamily(backbones.Family):
   foreign_skipped = ("classifier.2.", "head.fc.")
 
   def build(self, name, model_config, *, image_size, dtype, conv_implementation, rngs):
-    return ConvNeXt(name, drop_path_rate=model_config.get("drop_path_rate", 0.0), dtype=dtype,
-                    rngs=rngs)
+    return ConvNeXt(name, drop_path_rate=model_config.get("drop_path_rate", 0.0),
+                    conv_implementation=conv_implementation, dtype=dtype, rngs=rngs)
 
   def foreign_layouts(self, name):
     arch = ARCHITECTURES[name]

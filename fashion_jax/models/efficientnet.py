@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fashion_jax.models import backbones
-from fashion_jax.models.conv import Conv
+from fashion_jax.models.conv import Conv, DepthwiseConv
 from fashion_jax.models.layers import DropPathKeys, drop_path
 
 # torchvision's (and timm's) MBConv settings of B0: expansion, kernel, stride, input and
@@ -85,12 +85,15 @@ class Layers:
     return Conv(in_ch, out_ch, 1, 1, implementation=self.conv_implementation,
                 kernel_init=_conv_init, dtype=self.dtype, rngs=self.rngs)
 
-  def spatial(self, in_ch, out_ch, kernel, stride, groups=1):
-    pad = (kernel - 1) // 2
-    padding = "SAME" if self.tf_same_padding else ((pad, pad), (pad, pad))
-    return nnx.Conv(in_ch, out_ch, (kernel, kernel), (stride, stride), padding=padding,
-                    feature_group_count=groups, use_bias=False, kernel_init=_conv_init,
-                    dtype=self.dtype, rngs=self.rngs)
+  def stem(self, out_ch):
+    padding = "SAME" if self.tf_same_padding else ((1, 1), (1, 1))
+    return nnx.Conv(3, out_ch, (3, 3), (2, 2), padding=padding, use_bias=False,
+                    kernel_init=_conv_init, dtype=self.dtype, rngs=self.rngs)
+
+  def depthwise(self, channels, kernel, stride):
+    return DepthwiseConv(channels, kernel, stride, use_bias=False, tf_same=self.tf_same_padding,
+                         implementation=self.conv_implementation, kernel_init=_conv_init,
+                         dtype=self.dtype, rngs=self.rngs)
 
   def batch_norm(self, channels):
     # Two-pass variance, as the ResNets (models/resnet.py) for the same reason.
@@ -128,7 +131,7 @@ class MBConv(nnx.Module):
       self.expand_bn = layers.batch_norm(hidden)
     else:
       self.expand_conv = self.expand_bn = None
-    self.dw_conv = layers.spatial(hidden, hidden, setting.kernel, setting.stride, groups=hidden)
+    self.dw_conv = layers.depthwise(hidden, setting.kernel, setting.stride)
     self.dw_bn = layers.batch_norm(hidden)
     self.se = SqueezeExcite(hidden, max(1, setting.in_ch // 4), dtype=layers.dtype,
                             rngs=layers.rngs)
@@ -155,7 +158,7 @@ class EfficientNet(nnx.Module):
     layers = Layers(dtype, conv_implementation, arch.tf_same_padding, rngs)
     stages = block_settings(arch)
     stem = stages[0][0].in_ch
-    self.stem_conv = layers.spatial(3, stem, 3, 2)
+    self.stem_conv = layers.stem(stem)
     self.stem_bn = layers.batch_norm(stem)
     total = sum(len(stage) for stage in stages)
     # Stochastic depth rises with the block's index over all blocks (torchvision, timm).
