@@ -82,6 +82,9 @@ ROWS = {
         "crop_aug": {"augment.crop_scale": (0.5, 1.0)},
     }.items()},
 }
+# Backbones under configs/mtl.py's tasks and recipe (scripts/compare_backbones.py).
+BACKBONES = ("resnet50", "convnext_tiny", "vit_s16", "efficientnet_b0")
+ROWS.update({f"backbone_{name}": {"model.name": name} for name in BACKBONES})
 # Rows that re-score another row's trained workdir: name -> (that row, evaluate flags,
 # the folder evaluate writes under eval/, given the split scored).
 EVAL_ROWS = {
@@ -182,8 +185,13 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
         f"({time.time() - start:.0f} s)", flush=True)
 
 
-def report(epochs: int, score: str) -> str:
-  """Markdown: per row, mean +- std over its seeds of each task's accuracy and macro-F1."""
+def load_mtl_config():
+  sys.path.insert(0, REPO)
+  from fashion_jax.config_lib import load_sibling_config
+  return load_sibling_config(os.path.join(REPO, "configs", "mtl.py"), "mtl")
+
+
+def _all_records(epochs: int, score: str) -> dict[str, list[dict]]:
   found = {}
   folder = os.path.join(RESULTS, "runs")
   for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
@@ -191,6 +199,17 @@ def report(epochs: int, score: str) -> str:
       record = json.load(f)
     if record["epochs"] == epochs and record["score"] == score:
       found.setdefault(record["row"], []).append(record)
+  return found
+
+
+def read_records(row: str, epochs: int, score: str) -> list[dict]:
+  """The finished seeds of one row at this budget and split."""
+  return _all_records(epochs, score).get(row, [])
+
+
+def report(epochs: int, score: str) -> str:
+  """Markdown: per row, mean +- std over its seeds of each task's accuracy and macro-F1."""
+  found = _all_records(epochs, score)
   lines = ["| row (seeds) | " + " | ".join(TASKS) + " | mean | train min |",
            "|---|" + "---|" * (len(TASKS) + 2)]
   order = [*ROWS, *EVAL_ROWS]

@@ -1,13 +1,15 @@
 r"""Backbone weights from elsewhere: torchvision / timm files, a folder written by
 `python -m fashion_jax.pretrained` (tools/pretrained.py), or another run's workdir.
 
-Reads a torchvision ResNet `state_dict` (`.pth`/`.pt`, needs torch) or the same tensors
-in `.safetensors` or `.npz` (no torch needed); timm's ResNet-18/34/50/101 use the same
-names. Convolutions go OIHW -> HWIO, BatchNorm weight/bias/running stats to
-scale/bias/mean/var; the ImageNet classifier (fc) is skipped. The CLI writes an Orbax
-checkpoint of the backbone; `config.model.pretrained` accepts that folder, a weights
-file directly, or the workdir of another run (its backbone: partial initialisation for a
-run with other tasks).
+Reads a `state_dict` (`.pth`/`.pt`, needs torch) or the same tensors in `.safetensors`
+or `.npz` (no torch needed). Which names it holds (torchvision's or timm's layout of the
+network) is found from the names themselves, by the backbone's family
+(models/backbones.py); the ImageNet classifier is skipped; a file that matches no layout
+gets an error listing what is missing and what is unmatched. The CLI writes an Orbax
+checkpoint of the backbone; `config.model.pretrained` accepts that folder, a weights file
+directly, or the workdir of another run (its backbone: partial initialisation for a run
+with other tasks). Arrays whose shape depends on the input size (ViT's position
+embeddings) are adapted to the run's `config.data.image_size` when applied.
 """
 
 import json

@@ -3,6 +3,8 @@ r"""Converts ImageNet weights of a torchvision / timm backbone into a folder for
 
     python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth --model=resnet50 \
         --out=weights/resnet50_imagenet
+    python -m fashion_jax.pretrained --weights=convnext_tiny.safetensors \
+        --model=convnext_tiny --out=weights/convnext_tiny_imagenet   # timm's file, found by its names
     python -m fashion_jax.main --config=configs/mtl.py --workdir=runs/mtl_pretrained \
         --config.model.pretrained=weights/resnet50_imagenet
 
