@@ -55,3 +55,8 @@ def existing_file(value: Any, field: str) -> None:
   """'' (unset) or the path of a file that exists."""
   if value and not os.path.isfile(value):
     raise ConfigError(f"config.{field}={value!r}: no such file.")
+
+
+def non_empty_string(value: Any, field: str) -> None:
+  if not isinstance(value, str) or not value:
+    raise ConfigError(f"config.{field}={value!r} must be a non-empty string.")

@@ -110,7 +110,7 @@ def make_split_file(data: str) -> None:
       sources.dataset_config("product_images", root=data, val_fraction=0.1,
                              test_fraction=0.2, split_seed=0), "study")
   table, _ = sources.load_source(config, ["articleType"])
-  rows = labelled.split_rows(table, config, "study")
+  rows = labelled.split_rows(table, config, "study", "articleType")
   splits.write_split_file(SPLIT_FILE, {s: table.ids[r] for s, r in rows.items()})
 
 

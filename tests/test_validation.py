@@ -1,16 +1,20 @@
 """Every config field: a wrong value stops the run before training, naming the field, and
 leaves the workdir as it was (docs/reliability.md lists what each field accepts)."""
 
+import os
+
 import ml_collections
 import pytest
 
 from conftest import snapshot, tiny_config
+from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax import tasks as tasks_lib
 from fashion_jax import train
 from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.tasks import task_config
 
+SAMPLE_CSV = os.path.join(SAMPLE_DIR, "styles.csv")
 _SIGMOID = {"tags": task_config("sigmoid", "season")}
 _REGRESSION = {"year": task_config("regression", "year")}
 _DWA = {"loss_balancing.name": "dwa"}
@@ -127,7 +131,6 @@ ROWS = [
      "config.datasets.products.images_per_identity=1 must be >= 2"),
     ({"datasets.products.crop_to_box": True}, "config.datasets.products.crop_to_box is set"),
     ({"datasets.products.box_margin": -0.1}, "config.datasets.products.box_margin=-0.1"),
-    ({"datasets.products.stratify": ""}, "config.datasets.products.stratify is empty"),
     ({"datasets.products.stratify": "nope"}, "missing column(s) ['nope']"),
     ({"datasets.products.val_fraction": 1.0}, "config.datasets.products.val_fraction=1.0"),
     ({"datasets.products.test_fraction": -0.1}, "config.datasets.products.test_fraction=-0.1"),
@@ -148,6 +151,24 @@ ROWS = [
      "config.datasets.products.val_items_fraction=1.0"),
     ({"datasets.products.source": "tfds", "datasets.products.tfds_name": ""},
      "config.datasets.products.tfds_name is empty"),
+    ({"datasets.products.source": "catalog", "datasets.products.root": ""},
+     "A catalog dataset needs its table"),
+    ({"datasets.products.source": "catalog", "datasets.products.table": "shop.xlsx"},
+     "shop.xlsx: expected a .csv, .tsv, .jsonl or .parquet table"),
+    ({"datasets.products.source": "catalog", "datasets.products.image_column": ""},
+     "config.datasets.products.image_column='' must be a non-empty string"),
+    ({"datasets.products.source": "catalog", "datasets.products.root": SAMPLE_CSV,
+      "datasets.products.image_column": "id", "datasets.products.id_column": "sku"},
+     "no column(s) ['sku']"),
+    ({"datasets.products.source": "catalog", "datasets.products.root": SAMPLE_CSV,
+      "datasets.products.image_column": "id", "datasets.products.split_column": "nope"},
+     "no column(s) ['nope']"),
+    ({"datasets.products.source": "catalog", "datasets.products.list_separator": ""},
+     "config.datasets.products.list_separator='' must be a non-empty string"),
+    ({"datasets.products.source": "catalog", "datasets.products.empty_string": "none"},
+     "config.datasets.products.empty_string='none' is not one of"),
+    ({"datasets.products.source": "image_folder", "datasets.products.label_column": ""},
+     "config.datasets.products.label_column='' must be a non-empty string"),
     ({"datasets.products.source": "tfds", "datasets.products.tfds_split": ""},
      "config.datasets.products.tfds_split is empty"),
     ({"datasets.products.nope": 1}, "config.datasets.products: unknown field(s) ['nope']"),
@@ -157,6 +178,8 @@ ROWS = [
 TYPE_ONLY = {"eval_test", "profile", "distributed", "checkpoint.asynchronous", "augment.flip",
              "test_time_flip",
              "tasks.tags.auto_pos_weight",
+             # Column names, comma-separated: a name no task reads changes nothing.
+             "datasets.products.multi_valued_columns",
              # '' = no attribute groups; any other string splits class names into groups.
              "tasks.tags.group_separator"}
 

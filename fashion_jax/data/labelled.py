@@ -141,15 +141,28 @@ def resolve_datasets(tasks, datasets_config) -> list:
   return resolved
 
 
-def split_rows(table, dataset_config, where: str) -> dict[str, np.ndarray]:
-  if table.splits is not None:  # The dataset's official partition.
+def stratify_column(dataset_config, tasks, name: str) -> str | None:
+  """The column a dataset's split is stratified on: `stratify`, or when that is '' the
+  column of its first single-label task (None: no such task, a plain random split)."""
+  if dataset_config.get("stratify"):
+    return dataset_config.stratify
+  return next((t.column for t in tasks if t.dataset == name and t.spec.single_label), None)
+
+
+def split_rows(table, dataset_config, where: str, stratify: str | None = None
+               ) -> dict[str, np.ndarray]:
+  """Row indices per split: the dataset's own partition, its split file, or a split
+  stratified on the `stratify` column (stratify_column)."""
+  if table.splits is not None:  # The dataset's own partition (DeepFashion, a shop's column).
     return {name: np.flatnonzero(table.splits == name) for name in splits_lib.SPLITS}
   if dataset_config.split_file:
     return splits_lib.read_split_file(dataset_config.split_file, table.ids,
                                       f"{where}.split_file")
-  return splits_lib.stratified_split(table.columns[dataset_config.stratify],
-                                     dataset_config.val_fraction, dataset_config.test_fraction,
-                                     dataset_config.split_seed, where)
+  labels = (table.columns[stratify] if stratify
+            else np.full(len(table), "", dtype=object))
+  return splits_lib.stratified_split(labels, dataset_config.val_fraction,
+                                     dataset_config.test_fraction, dataset_config.split_seed,
+                                     where)
 
 
 def identity_task_of(tasks, dataset_config, where: str):
@@ -180,7 +193,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
   for name, dataset_config in datasets_config.items():
     where = f"config.datasets.{name}"
     table, reports[name] = _read_table(config, name, dataset_config, tasks)
-    rows = split_rows(table, dataset_config, where)
+    rows = split_rows(table, dataset_config, where, stratify_column(dataset_config, tasks, name))
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
       raise DataError(f"{where}: the training split is empty after reading and filtering.")
@@ -234,7 +247,8 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset], where)
   table, report = _read_table(config, dataset, dataset_config, tasks)
   if split != "all":
-    table = table.subset(split_rows(table, dataset_config, where)[split])
+    stratify = stratify_column(dataset_config, tasks, dataset)
+    table = table.subset(split_rows(table, dataset_config, where, stratify)[split])
   data = encode_split(table, tasks, vocabs, dataset)
   if dataset_config.crop_to_box and table.boxes is not None:
     data.box_margin = float(dataset_config.box_margin)
@@ -245,8 +259,9 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
 def _read_table(config, name: str, dataset_config, tasks):
   """The rows of dataset `name` with the label columns its tasks (and its split) need."""
   columns = {t.column for t in tasks if t.dataset == name}
-  if "stratify" in dataset_config:
-    columns.add(dataset_config.stratify)
+  stratify = stratify_column(dataset_config, tasks, name)
+  if stratify:
+    columns.add(stratify)
   return sources.load_source(dataset_config, sorted(columns), config.seed,
                              f"config.datasets.{name}")
 

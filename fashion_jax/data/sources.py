@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 from absl import logging
 
 from fashion_jax import checks
-from fashion_jax.data import deepfashion_sources, hugging_face, packed, product_images
+from fashion_jax.data import catalog, deepfashion_sources, hugging_face, packed
+from fashion_jax.data import product_images
 from fashion_jax.data import tfds_builder
 from fashion_jax.data.report import DataReport
 from fashion_jax.data.table import Table
@@ -47,12 +48,18 @@ _FIELD_CHECKS: dict[str, Callable] = {
     "annotations": lambda f, v: checks.choice(v, f, ("coarse", "fine")),
     "split_seed": lambda f, v: checks.number(v, f, 0, integer=True),
     "split_file": lambda f, v: checks.existing_file(v, f),
+    "empty_string": lambda f, v: checks.choice(v, f, catalog.EMPTY_STRING),
+    "list_separator": lambda f, v: checks.non_empty_string(v, f),
+    "image_column": lambda f, v: checks.non_empty_string(v, f),
+    "label_column": lambda f, v: checks.non_empty_string(v, f),
 }
 # Sources without an official partition get a stratified one, drawn by `split_seed`
 # (not config.seed: seeds of one study share a split), or the one a split file gives
-# (`id,split` lines, as every run writes to <workdir>/split_<dataset>.csv).
+# (`id,split` lines, as every run writes to <workdir>/split_<dataset>.csv). `stratify`
+# '' = the column of the dataset's first single-label (softmax) task.
 _STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fraction": 0.1,
                      "split_seed": 0, "split_file": ""}
+_SHOP_SPLIT = {**_STRATIFIED_SPLIT, "stratify": ""}
 
 SOURCES: dict[str, Source] = {
     "product_images": Source(product_images.load, {"csv_name": "styles.csv",
@@ -65,6 +72,13 @@ SOURCES: dict[str, Source] = {
     # A prepared TFDS dataset (root = its data_dir; see data/tfds_builder.py).
     "tfds": Source(tfds_builder.load_tfds, {"tfds_name": tfds_builder.NAME,
                                             "tfds_split": "train", **_STRATIFIED_SPLIT}),
+    # A shop's table: CSV/TSV/JSONL/Parquet with image paths (see data/catalog.py).
+    "catalog": Source(catalog.load_catalog, {
+        "table": "", "image_column": "image", "id_column": "", "split_column": "",
+        "multi_valued_columns": "", "list_separator": "|", "empty_string": "missing",
+        **_SHOP_SPLIT}),
+    # root/<class>/<image> (torchvision's ImageFolder): one label column.
+    "image_folder": Source(catalog.load_image_folder, {"label_column": "label", **_SHOP_SPLIT}),
 }
 
 
@@ -100,7 +114,7 @@ def resolve_dataset_config(dataset_config, where: str):
   for field, value in resolved.items():
     if field in _FIELD_CHECKS:
       _FIELD_CHECKS[field](f"{prefix}.{field}", value)
-  for field in ("csv_name", "hf_split", "tfds_name", "tfds_split", "stratify"):
+  for field in ("csv_name", "hf_split", "tfds_name", "tfds_split"):
     if field in resolved and not resolved[field]:
       raise ConfigError(f"{where}.{field} is empty: it needs a value (default "
                         f"{SOURCES[source].options[field]!r}).")

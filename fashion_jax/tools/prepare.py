@@ -37,7 +37,7 @@ def prepare(config, dataset: str, out: str, rows_per_shard: int = 10000,
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset],
                                                   f"config.datasets.{dataset}")
   columns = sorted({t.column for t in tasks if t.dataset == dataset}
-                   | ({dataset_config.stratify} if "stratify" in dataset_config else set()))
+                   | ({dataset_config.stratify} if dataset_config.get("stratify") else set()))
   table, _ = sources.load_source(dataset_config, columns, config.seed,
                                  f"config.datasets.{dataset}")
   description = {"source": dataset_config.source, "root": dataset_config.root,

@@ -1,0 +1,181 @@
+"""A shop's own data (data/catalog.py): a product table in four formats and an image
+folder, built here from the embedded sample, read into the same Table and trained on."""
+
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import read_sample_rows, tiny_config
+from fashion_jax import train
+from fashion_jax.data import sources
+from fashion_jax.data.product_images import SAMPLE_DIR
+from fashion_jax.errors import DataError
+from fashion_jax.tasks import task_config
+
+_COLUMNS = ["sku", "image", "category", "colour", "tags", "split"]
+
+
+def _rows(count=48):
+  """Catalog rows from the sample: nested folders, PNG and JPEG, a multi-valued column
+  (lists, some empty), missing labels (nulls) and a shop split column."""
+  rows = []
+  for i, row in enumerate(read_sample_rows()[:count]):
+    folder = f"{row['masterCategory']}/{row['subCategory']}".replace(" ", "_")
+    extension = "png" if i % 3 == 0 else "jpg"
+    tags = [row["season"], row["usage"]] if i % 5 else []
+    rows.append({"sku": f"SKU-{row['id']}", "image": f"images/{folder}/{row['id']}.{extension}",
+                 "category": row["subCategory"] if i % 7 else None, "colour": row["baseColour"],
+                 "tags": tags,
+                 "split": ("test" if i % 10 == 9 else "val" if i % 10 == 8 else "train")})
+  return rows
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+  root = tmp_path_factory.mktemp("catalog")
+  rows = _rows()
+  for row in rows:
+    source = os.path.join(SAMPLE_DIR, "images", os.path.basename(row["image"]).split(".")[0] + ".jpg")
+    target = root / row["image"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if row["image"].endswith(".png"):
+      Image.open(source).save(target)
+    else:
+      shutil.copy(source, target)
+
+  def cell(value, list_form):
+    if value is None:
+      return "" if not list_form else None
+    if isinstance(value, list):
+      return value if list_form else "|".join(value)
+    return value
+
+  for form, delimiter in (("csv", ","), ("tsv", "\t")):
+    with open(root / f"products.{form}", "w", newline="") as f:
+      writer = csv.writer(f, delimiter=delimiter)
+      writer.writerow(_COLUMNS)
+      for i, row in enumerate(rows):
+        writer.writerow([cell(row[c], False) for c in _COLUMNS])
+        if i == 3:  # A broken row: one field short.
+          writer.writerow(["SKU-broken", "images/x.jpg", "Topwear"])
+  with open(root / "products.jsonl", "w") as f:
+    for i, row in enumerate(rows):
+      f.write(json.dumps({c: cell(row[c], True) for c in _COLUMNS}) + "\n")
+      if i == 3:
+        f.write('{"sku": "SKU-broken", "image": \n')
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+  pq.write_table(pa.Table.from_pylist([{c: cell(row[c], True) for c in _COLUMNS}
+                                       for row in rows]), root / "products.parquet")
+  return root
+
+
+def _dataset(root, table, **fields):
+  return sources.dataset_config("catalog", root=str(root), table=table, id_column="sku",
+                                split_column="split", multi_valued_columns="tags", **fields)
+
+
+def test_the_four_forms_of_one_catalog_read_into_the_same_table(catalog):
+  tables = {}
+  for form in ("csv", "tsv", "jsonl", "parquet"):
+    # In CSV and TSV an empty list is an empty string: this shop means "no tags" by it.
+    table, report = sources.load_source(
+        _dataset(catalog, f"products.{form}", empty_string="no_labels"),
+        ["category", "colour", "tags"])
+    tables[form] = table
+    if form != "parquet":  # The broken row is reported with its line and skipped.
+      (kind,) = [k for k in report.counts if k.startswith(("malformed", "unreadable"))]
+      line = "5 (Expecting value)" if form == "jsonl" else "6"  # JSON lines have no header.
+      assert report.examples[kind] == [f"{catalog / f'products.{form}'}:{line}"]
+  rows = _rows()
+  reference = tables["csv"]
+  assert list(reference.ids) == [r["sku"] for r in rows]
+  assert list(reference.splits) == [r["split"] for r in rows]
+  for form, table in tables.items():
+    assert list(table.ids) == list(reference.ids), form
+    assert list(table.splits) == list(reference.splits), form
+    assert [table.images.describe(i) for i in table.rows] == [
+        reference.images.describe(i) for i in reference.rows], form
+    for column in ("category", "colour", "tags"):
+      assert list(table.columns[column]) == list(reference.columns[column]), (form, column)
+  # An empty list is no labels ('|': all negatives); labels are joined; a null is
+  # unknown ('': that task masked, the others trained).
+  tags = list(tables["parquet"].columns["tags"])
+  assert tags[5] == "|" and tags[1] == f"{rows[1]['tags'][0]}|{rows[1]['tags'][1]}"
+  assert list(tables["parquet"].columns["category"]).count("") == sum(
+      r["category"] is None for r in rows) > 0
+
+
+def test_an_empty_string_is_unknown_or_no_labels_as_configured(catalog):
+  csv_table, _ = sources.load_source(_dataset(catalog, "products.csv"), ["tags"])
+  no_labels, _ = sources.load_source(_dataset(catalog, "products.csv", empty_string="no_labels"),
+                                     ["tags"])
+  # Row 5's empty list is '' in the CSV: unknown by default, or "no tags" if the shop says so.
+  assert csv_table.columns["tags"][5] == "" and no_labels.columns["tags"][5] == "|"
+
+
+def test_urls_and_bad_split_values_name_the_row(tmp_path, catalog):
+  (tmp_path / "shop.csv").write_text("image,category,split\nhttps://cdn.shop/1.jpg,Shirts,train\n")
+  with pytest.raises(DataError, match=r"shop.csv:2: image='https://cdn.shop/1.jpg' is a URL; "
+                                      "download the images first"):
+    sources.load_source(sources.dataset_config("catalog", root=str(tmp_path / "shop.csv")),
+                        ["category"])
+  shutil.copy(os.path.join(SAMPLE_DIR, "images", os.listdir(os.path.join(SAMPLE_DIR, "images"))[0]),
+              tmp_path / "a.jpg")
+  (tmp_path / "shop.csv").write_text("image,category,split\na.jpg,Shirts,holdout\n")
+  with pytest.raises(DataError, match=r"shop.csv:2: split='holdout' is not one of train, val"):
+    sources.load_source(sources.dataset_config("catalog", root=str(tmp_path / "shop.csv"),
+                                               split_column="split"), ["category"])
+  with pytest.raises(DataError, match=r"no column\(s\) \['colour'\]"):
+    sources.load_source(sources.dataset_config("catalog", root=str(tmp_path / "shop.csv")),
+                        ["colour"])
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+  root = tmp_path_factory.mktemp("folders")
+  for row in read_sample_rows()[:60]:
+    target = root / row["masterCategory"] / f"{row['id']}.jpg"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), target)
+  (root / "Apparel" / "notes.txt").write_text("not an image")
+  return root
+
+
+def test_an_image_folder_is_one_label_column_from_the_folder_names(image_folder):
+  table, report = sources.load_source(
+      sources.dataset_config("image_folder", root=str(image_folder)), ["label"])
+  expected = [r["masterCategory"] for r in read_sample_rows()[:60]]
+  assert sorted(table.columns["label"]) == sorted(expected)
+  assert all(table.ids[i].startswith(table.columns["label"][i] + os.sep) for i in range(len(table)))
+  assert report.counts["files that are not images (skipped)"] == 1
+
+
+def _train(dataset, tasks, workdir):
+  config = tiny_config(tasks)
+  config.datasets = {"shop": dataset}
+  config.eval_test = True
+  metrics = train.train_and_evaluate(config, str(workdir))
+  return config, metrics
+
+
+def test_trains_on_the_catalog_with_its_own_split_and_partial_labels(catalog, tmp_path):
+  tasks = {"category": task_config("softmax", "category", dataset="shop"),
+           "tags": task_config("sigmoid", "tags", dataset="shop")}
+  _, metrics = _train(_dataset(catalog, "products.csv"), tasks, tmp_path / "run")
+  assert np.isfinite(metrics["val/category/accuracy"]) and np.isfinite(metrics["val/tags/loss"])
+  with open(tmp_path / "run" / "split_shop.csv") as f:
+    written = dict(csv.reader(f))
+  assert written["SKU-" + read_sample_rows()[9]["id"]] == "test"  # The shop's own split.
+
+
+def test_trains_on_an_image_folder(image_folder, tmp_path):
+  tasks = {"label": task_config("softmax", "label", dataset="shop")}
+  _, metrics = _train(sources.dataset_config("image_folder", root=str(image_folder)), tasks,
+                      tmp_path / "run")
+  assert np.isfinite(metrics["val/label/accuracy"])
