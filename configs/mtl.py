@@ -8,8 +8,13 @@ r"""Multi-task ResNet-50 on fashion-product-images: seven label heads and a retr
         --config.datasets.products.root=ashraq/fashion-product-images-small
 
 With no root it trains on the embedded sample (use configs/demo.py for a quick run
-there). On this 2-core CPU an epoch of 6,650 images at 96 px takes ~20 min;
-on a GPU/TPU raise image_size to 224 and batch_size to 256.
+there). On a 2-core CPU an epoch of the 4,664 training images of the study's split at
+96 px takes ~3 min; on a GPU/TPU raise image_size to 224 and batch_size to 256.
+
+What it reaches (docs/results.md, the study's split, 8 epochs, final weights, 1,327 test
+images): seed 0, mean accuracy 0.851 and mean macro-F1 0.590 over the seven tasks,
+against 0.843 and 0.561 for the PyTorch baseline script (scripts/torch_baseline.py) at
+the same budget; the three-seed comparison is in progress.
 """
 
 from fashion_jax.config_lib import load_sibling_config
