@@ -9,6 +9,7 @@ field accepts.
 """
 
 from fashion_jax import balancing
+from fashion_jax import catalog_tasks
 from fashion_jax import checks
 from fashion_jax import early_stopping
 from fashion_jax import hierarchy
@@ -55,7 +56,9 @@ def _check_run_fields(config) -> None:
 
 def validate_config(config) -> list[tasks_lib.Task]:
   """Checks every field that can be checked without the data; returns the parsed tasks
-  with their datasets resolved."""
+  with their datasets resolved. Tasks named by `config.catalog` are expanded first (into
+  `config.tasks`: what the run's config.json then stores)."""
+  catalog_tasks.expand(config)
   _check_run_fields(config)
   pipeline.check_data_config(config.data)
   pipeline.check_augment_config(config.get("augment") or pipeline.DEFAULT_AUGMENT)

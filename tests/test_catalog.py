@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import read_sample_rows, tiny_config
+from conftest import load_config, read_sample_rows, tiny_config
 from fashion_jax import train
 from fashion_jax.data import sources
 from fashion_jax.data.product_images import SAMPLE_DIR
-from fashion_jax.errors import DataError
+from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.tasks import task_config
 
 _COLUMNS = ["sku", "image", "category", "colour", "tags", "split"]
@@ -164,14 +164,35 @@ def _train(dataset, tasks, workdir):
   return config, metrics
 
 
-def test_trains_on_the_catalog_with_its_own_split_and_partial_labels(catalog, tmp_path):
-  tasks = {"category": task_config("softmax", "category", dataset="shop"),
-           "tags": task_config("sigmoid", "tags", dataset="shop")}
-  _, metrics = _train(_dataset(catalog, "products.csv"), tasks, tmp_path / "run")
+def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catalog, tmp_path):
+  # As `--config.catalog.softmax=category --config.catalog.multilabel=tags
+  # --config.catalog.identity=colour` would set them, after get_config() returned.
+  config = load_config("catalog")
+  shrunk = tiny_config()
+  for field in ("data", "model", "batch_size", "num_train_steps", "log_every_steps",
+                "eval_every_steps", "checkpoint", "optimizer"):
+    config[field] = shrunk[field]
+  config.checkpoint.best_metric = ""
+  config.datasets.catalog.update(root=str(catalog / "products.jsonl"), id_column="sku",
+                                 split_column="split")
+  config.catalog.update(softmax="category", multilabel="tags", identity="colour")
+  workdir = tmp_path / "run"
+  metrics = train.train_and_evaluate(config, str(workdir))
   assert np.isfinite(metrics["val/category/accuracy"]) and np.isfinite(metrics["val/tags/loss"])
-  with open(tmp_path / "run" / "split_shop.csv") as f:
+  stored = json.loads((workdir / "config.json").read_text())
+  assert {name: (t["kind"], t["column"]) for name, t in stored["tasks"].items()} == {
+      "category": ("softmax", "category"), "tags": ("sigmoid", "tags"),
+      "embedding": ("embedding", "colour")}
+  assert stored["datasets"]["catalog"]["multi_valued_columns"] == "tags"
+  with open(workdir / "split_catalog.csv") as f:
     written = dict(csv.reader(f))
   assert written["SKU-" + read_sample_rows()[9]["id"]] == "test"  # The shop's own split.
+
+
+def test_a_catalog_config_that_names_no_column_says_how(tmp_path):
+  config = load_config("catalog")
+  with pytest.raises(ConfigError, match="config.catalog names no column"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
 def test_trains_on_an_image_folder(image_folder, tmp_path):
