@@ -195,6 +195,16 @@ def test_a_catalog_config_that_names_no_column_says_how(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
+def test_an_identity_column_with_one_image_per_value_is_refused_naming_it(catalog, tmp_path):
+  config = load_config("catalog")
+  config.datasets.catalog.update(root=str(catalog / "products.csv"), id_column="sku")
+  config.catalog.update(softmax="category", identity="sku")  # One image per SKU here.
+  with pytest.raises(DataError, match="no value of column 'sku' .* is shared by two "
+                                      "training images"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
 def test_trains_on_an_image_folder(image_folder, tmp_path):
   tasks = {"label": task_config("softmax", "label", dataset="shop")}
   _, metrics = _train(sources.dataset_config("image_folder", root=str(image_folder)), tasks,

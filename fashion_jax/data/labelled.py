@@ -214,6 +214,8 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
     datasets[name] = {}
     for split, table in split_tables.items():
       data = encode_split(table, tasks, vocabs, name)
+      if split == "train" and identity_task:
+        _check_identities(data, next(t for t in tasks if t.name == identity_task), where)
       data.weight = dataset_config.weight
       data.identity_task = identity_task
       data.images_per_identity = dataset_config.images_per_identity
@@ -236,6 +238,18 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
   if workdir and write_files:
     data.save(workdir)
   return data
+
+
+def _check_identities(data: SplitData, task, where: str) -> None:
+  """P x K batches need identities with 2+ training images (a triplet needs a positive)."""
+  labels = data.labels[task.name][data.masks[task.name] > 0]
+  shared = int(np.sum(np.bincount(labels) >= 2)) if len(labels) else 0
+  if shared == 0:
+    raise DataError(
+        f"{where}: no value of column {task.column!r} (the identities of embedding task "
+        f"{task.name!r}) is shared by two training images, so P x K batches cannot be "
+        "built: every identity needs 2+ images. Give an identity column whose values repeat "
+        "(a style or product group, not a per-image id), or drop the embedding task.")
 
 
 def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[SplitData, object]:
