@@ -210,3 +210,38 @@ def test_trains_on_an_image_folder(image_folder, tmp_path):
   _, metrics = _train(sources.dataset_config("image_folder", root=str(image_folder)), tasks,
                       tmp_path / "run")
   assert np.isfinite(metrics["val/label/accuracy"])
+
+
+def test_inspect_data_reports_what_the_catalog_holds(catalog, tmp_path):
+  from fashion_jax.tools import inspect_data
+  config = load_config("catalog")
+  config.datasets.catalog.update(root=str(catalog / "products.csv"), id_column="sku",
+                                 split_column="split", empty_string="no_labels")
+  config.catalog.update(softmax="category,colour", multilabel="tags")
+  config.tasks = {}
+  # One image broken, one duplicated under another id.
+  rows = _rows()
+  (catalog / rows[2]["image"]).write_bytes(b"not an image")
+  shutil.copy(catalog / rows[4]["image"], catalog / "copy.jpg")
+  with open(catalog / "products.csv", "a") as f:
+    f.write(f"SKU-copy,copy.jpg,{rows[4]['category']},{rows[4]['colour']},,train\n")
+  try:
+    report = inspect_data.inspect(config, progress=False)["catalog"]
+  finally:
+    shutil.copy(os.path.join(SAMPLE_DIR, "images", rows[2]["image"].split("/")[-1]
+                             .replace(".png", ".jpg")), catalog / "tmp.jpg")
+    Image.open(catalog / "tmp.jpg").save(catalog / rows[2]["image"])
+    lines = (catalog / "products.csv").read_text().splitlines()
+    (catalog / "products.csv").write_text("\n".join(lines[:-1]) + "\n")
+  assert report["rows"] == len(rows) + 1
+  assert report["skipped"]["malformed rows (wrong number of fields)"]["count"] == 1
+  assert report["images"]["unreadable"] == 1
+  assert report["images"]["duplicate_images_first"] == [[f"SKU-{rows[4]['sku'][4:]}", "SKU-copy"]]
+  assert report["splits"] == {"train": sum(r["split"] == "train" for r in rows) + 1,
+                              "val": sum(r["split"] == "val" for r in rows),
+                              "test": sum(r["split"] == "test" for r in rows)}
+  category = report["tasks"]["category"]
+  assert category["coverage"] == pytest.approx(
+      (sum(r["category"] is not None for r in rows) + 1) / (len(rows) + 1))
+  tags = report["tasks"]["tags"]
+  assert tags["rows_with_no_labels"] == sum(not r["tags"] for r in rows) + 1
