@@ -120,6 +120,26 @@ def test_hugging_face_source_reads_local_copies(tmp_path, layout):
   assert np.all(table.rows == np.arange(len(rows)))
 
 
+def test_hugging_face_source_takes_a_shops_column_names_and_list_columns(tmp_path):
+  import datasets
+  dataset, rows = _local_hf_dataset(12)
+  dataset = dataset.rename_columns({"image": "photo", "id": "sku"})
+  tags = [[r["season"], r["usage"]] if i % 3 else [] for i, r in enumerate(rows)]
+  dataset = dataset.add_column("tags", tags, feature=datasets.Sequence(datasets.Value("string")))
+  path = str(tmp_path / "shop.parquet")
+  dataset.to_parquet(path)
+  table, _ = sources.load_source(
+      _data_config(source="hugging_face", root=path, image_column="photo", id_column="sku"),
+      ["articleType", "tags"])
+  assert list(table.ids) == [r["id"] for r in rows]
+  # Lists join like a catalog's: '' unknown, '|' no labels, 'a|b' labels.
+  assert table.columns["tags"][0] == "|" and table.columns["tags"][1] == "|".join(tags[1])
+  with open(os.path.join(product_images.SAMPLE_DIR, "images", f"{rows[2]['id']}.jpg"), "rb") as f:
+    assert table.image(2) == f.read()
+  with pytest.raises(DataError, match=r"missing column\(s\) \['image'\]"):
+    sources.load_source(_data_config(source="hugging_face", root=path), ["articleType"])
+
+
 def test_hub_name_without_network_says_how_to_use_a_local_copy(tmp_path):
   from conftest import run_main
   # A closed local port stands in for the hub: no network reaches it.

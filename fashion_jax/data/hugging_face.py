@@ -83,19 +83,26 @@ def load(data_config, columns: Sequence[str], seed: int,
   name = data_config.root or "ashraq/fashion-product-images-small"
   report = DataReport(source=name)
   dataset = _open_hf_dataset(name, data_config.hf_split, where)
-  missing = [c for c in ["image", *columns] if c not in dataset.column_names]
+  image_column, id_column = data_config.image_column, data_config.id_column
+  missing = [c for c in [image_column, *columns, *([id_column] if id_column else [])]
+             if c not in dataset.column_names]
   if missing:
-    raise DataError(f"{name}: missing column(s) {missing}; it has {dataset.column_names}.")
-  labels = dataset.select_columns(columns + (["id"] if "id" in dataset.column_names else []))
+    raise DataError(f"{name}: missing column(s) {missing} ({where}: image_column, id_column "
+                    f"and the tasks' columns); it has {dataset.column_names}.")
+  id_column = id_column or ("id" if "id" in dataset.column_names else "")
+  labels = dataset.select_columns(columns + ([id_column] if id_column else []))
   raw = labels.to_dict()
-  raw_ids = raw.get("id", list(range(len(dataset))))
+  raw_ids = raw[id_column] if id_column else list(range(len(dataset)))
   values = {c: [] for c in columns}
   for i, row_id in enumerate(raw_ids):
     for c in columns:
       value = raw[c][i]
+      if isinstance(value, (list, tuple)):  # A list column: labels of a multi-label task.
+        value = "|".join(str(v).strip() for v in value if v is not None) or "|"
       value = "" if value is None else str(value).strip()
       if not value:
         report.add(f"empty '{c}' labels (masked for that task)", f"{name}[{i}] id={row_id}")
       values[c].append(value)
   report.log()
-  return make_table(HFImages(dataset), [str(i) for i in raw_ids], values, name), report
+  return make_table(HFImages(dataset, image_column), [str(i) for i in raw_ids], values,
+                    name), report

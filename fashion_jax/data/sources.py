@@ -64,7 +64,8 @@ _SHOP_SPLIT = {**_STRATIFIED_SPLIT, "stratify": ""}
 SOURCES: dict[str, Source] = {
     "product_images": Source(product_images.load, {"csv_name": "styles.csv",
                                                    **_STRATIFIED_SPLIT}),
-    "hugging_face": Source(hugging_face.load, {"hf_split": "train", **_STRATIFIED_SPLIT}),
+    "hugging_face": Source(hugging_face.load, {"hf_split": "train", "image_column": "image",
+                                               "id_column": "", **_STRATIFIED_SPLIT}),
     "deepfashion_category": Source(deepfashion_sources.load_category, {"annotations": "coarse"}),
     "deepfashion_inshop": Source(deepfashion_sources.load_inshop, {"val_items_fraction": 0.05}),
     # A folder written by python -m fashion_jax.prepare (see data/packed.py).
