@@ -16,7 +16,7 @@ from flax import nnx
 from fashion_jax.models import backbones
 from fashion_jax.models.conv import DepthwiseConv
 from fashion_jax.models.layers import DropPathKeys, PatchEmbed, drop_path, drop_path_rates
-from fashion_jax.models.layers import trunc_normal_002
+from fashion_jax.models.layers import layer_norm, linear, trunc_normal_002
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,15 +30,6 @@ ARCHITECTURES = {
     "convnext_tiny": Architecture((3, 3, 9, 3), (96, 192, 384, 768)),
     "convnext_small": Architecture((3, 3, 27, 3), (96, 192, 384, 768)),
 }
-_EPSILON = 1e-6
-
-
-def _layer_norm(channels, dtype, rngs):
-  return nnx.LayerNorm(channels, epsilon=_EPSILON, dtype=dtype, rngs=rngs)
-
-
-def _linear(d_in, d_out, dtype, rngs):
-  return nnx.Linear(d_in, d_out, kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
 
 
 class Block(nnx.Module):
@@ -47,9 +38,9 @@ class Block(nnx.Module):
                rngs: nnx.Rngs):
     self.dwconv = DepthwiseConv(dim, 7, use_bias=True, implementation=conv_implementation,
                                 kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
-    self.norm = _layer_norm(dim, dtype, rngs)
-    self.fc1 = _linear(dim, 4 * dim, dtype, rngs)
-    self.fc2 = _linear(4 * dim, dim, dtype, rngs)
+    self.norm = layer_norm(dim, dtype, rngs)
+    self.fc1 = linear(dim, 4 * dim, dtype, rngs)
+    self.fc2 = linear(4 * dim, dim, dtype, rngs)
     self.layer_scale = nnx.Param(jnp.full((dim,), 1e-6, jnp.float32))
     self.drop_rate = drop_rate
 
@@ -68,8 +59,8 @@ class ConvNeXt(nnx.Module):
     arch = ARCHITECTURES[name]
     dims = arch.dims
     self.stem = PatchEmbed(3, dims[0], 4, dtype=dtype, rngs=rngs)
-    self.stem_norm = _layer_norm(dims[0], dtype, rngs)
-    self.downsample_norms = nnx.List([_layer_norm(d, dtype, rngs) for d in dims[:-1]])
+    self.stem_norm = layer_norm(dims[0], dtype, rngs)
+    self.downsample_norms = nnx.List([layer_norm(d, dtype, rngs) for d in dims[:-1]])
     self.downsamples = nnx.List([PatchEmbed(d_in, d_out, 2, dtype=dtype, rngs=rngs)
                                  for d_in, d_out in zip(dims[:-1], dims[1:])])
     rates = iter(drop_path_rates(drop_path_rate, sum(arch.depths)))
@@ -77,7 +68,7 @@ class ConvNeXt(nnx.Module):
         nnx.List([Block(dim, next(rates), conv_implementation=conv_implementation, dtype=dtype,
                         rngs=rngs) for _ in range(depth)])
         for depth, dim in zip(arch.depths, dims)])
-    self.head_norm = _layer_norm(dims[-1], dtype, rngs)
+    self.head_norm = layer_norm(dims[-1], dtype, rngs)
     self.drop_path_keys = DropPathKeys(rngs) if drop_path_rate > 0 else None
     self.num_features = dims[-1]
 
@@ -96,45 +87,38 @@ class ConvNeXt(nnx.Module):
 
 
 _LN = {"weight": "scale", "bias": "bias"}
+# How each layout names the parts: the stem, a stage's downsampling (LayerNorm, conv), a
+# block and its layers, the final norm.
+_LAYOUTS = {
+    "torchvision": dict(stem="features.0.0", stem_norm="features.0.1",
+                        downsample=lambda s: f"features.{2 * s}",
+                        block=lambda s, i: f"features.{2 * s + 1}.{i}", layer_scale="layer_scale",
+                        layers={"dwconv": "block.0", "norm": "block.2", "fc1": "block.3",
+                                "fc2": "block.5"}, head_norm="classifier.0"),
+    "timm": dict(stem="stem.0", stem_norm="stem.1",
+                 downsample=lambda s: f"stages.{s}.downsample",
+                 block=lambda s, i: f"stages.{s}.blocks.{i}", layer_scale="gamma",
+                 layers={"dwconv": "conv_dw", "norm": "norm", "fc1": "mlp.fc1", "fc2": "mlp.fc2"},
+                 head_norm="head.norm"),
+}
 
 
-def _torchvision_names(arch: Architecture) -> dict:
-  names = {"features.0.0.weight": ("stem", "kernel"), "features.0.0.bias": ("stem", "bias")}
-  names.update({f"features.0.1.{k}": ("stem_norm", v) for k, v in _LN.items()})
+def _foreign_names(arch: Architecture, layout: dict) -> dict:
+  names = {f"{layout['stem']}.weight": ("stem", "kernel"), f"{layout['stem']}.bias": ("stem", "bias")}
+  names.update({f"{layout['stem_norm']}.{k}": ("stem_norm", v) for k, v in _LN.items()})
   for stage, depth in enumerate(arch.depths):
     if stage > 0:
-      prefix = f"features.{2 * stage}"
+      prefix = layout["downsample"](stage)
       names.update({f"{prefix}.0.{k}": ("downsample_norms", stage - 1, v) for k, v in _LN.items()})
       names.update({f"{prefix}.1.{k}": ("downsamples", stage - 1, k.replace("weight", "kernel"))
                     for k in ("weight", "bias")})
     for i in range(depth):
-      prefix, ours = f"features.{2 * stage + 1}.{i}", ("stages", stage, i)
-      names[f"{prefix}.layer_scale"] = (*ours, "layer_scale")
-      for torch_index, module in (("0", "dwconv"), ("3", "fc1"), ("5", "fc2")):
-        names[f"{prefix}.block.{torch_index}.weight"] = (*ours, module, "kernel")
-        names[f"{prefix}.block.{torch_index}.bias"] = (*ours, module, "bias")
-      names.update({f"{prefix}.block.2.{k}": (*ours, "norm", v) for k, v in _LN.items()})
-  names.update({f"classifier.0.{k}": ("head_norm", v) for k, v in _LN.items()})
-  return names
-
-
-def _timm_names(arch: Architecture) -> dict:
-  names = {"stem.0.weight": ("stem", "kernel"), "stem.0.bias": ("stem", "bias")}
-  names.update({f"stem.1.{k}": ("stem_norm", v) for k, v in _LN.items()})
-  for stage, depth in enumerate(arch.depths):
-    if stage > 0:
-      prefix = f"stages.{stage}.downsample"
-      names.update({f"{prefix}.0.{k}": ("downsample_norms", stage - 1, v) for k, v in _LN.items()})
-      names.update({f"{prefix}.1.{k}": ("downsamples", stage - 1, k.replace("weight", "kernel"))
-                    for k in ("weight", "bias")})
-    for i in range(depth):
-      prefix, ours = f"stages.{stage}.blocks.{i}", ("stages", stage, i)
-      names[f"{prefix}.gamma"] = (*ours, "layer_scale")
-      for module, theirs in (("dwconv", "conv_dw"), ("fc1", "mlp.fc1"), ("fc2", "mlp.fc2")):
-        names[f"{prefix}.{theirs}.weight"] = (*ours, module, "kernel")
-        names[f"{prefix}.{theirs}.bias"] = (*ours, module, "bias")
-      names.update({f"{prefix}.norm.{k}": (*ours, "norm", v) for k, v in _LN.items()})
-  names.update({f"head.norm.{k}": ("head_norm", v) for k, v in _LN.items()})
+      prefix, ours = layout["block"](stage, i), ("stages", stage, i)
+      names[f"{prefix}.{layout['layer_scale']}"] = (*ours, "layer_scale")
+      for module, theirs in layout["layers"].items():
+        parameters = _LN if module == "norm" else {"weight": "kernel", "bias": "bias"}
+        names.update({f"{prefix}.{theirs}.{k}": (*ours, module, v) for k, v in parameters.items()})
+  names.update({f"{layout['head_norm']}.{k}": ("head_norm", v) for k, v in _LN.items()})
   return names
 
 
@@ -152,7 +136,7 @@ class ConvNeXtFamily(backbones.Family):
 
   def foreign_layouts(self, name):
     arch = ARCHITECTURES[name]
-    return {"torchvision": _torchvision_names(arch), "timm": _timm_names(arch)}
+    return {layout_name: _foreign_names(arch, layout) for layout_name, layout in _LAYOUTS.items()}
 
   def convert_value(self, foreign_name, value):
     if foreign_name.endswith("layer_scale"):  # torchvision keeps it as [C, 1, 1].

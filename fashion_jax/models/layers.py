@@ -10,6 +10,15 @@ from flax import nnx
 trunc_normal_002 = nnx.initializers.truncated_normal(0.02, lower=-2.0, upper=2.0)
 
 
+def layer_norm(dim: int, dtype, rngs: nnx.Rngs, epsilon: float = 1e-6) -> nnx.LayerNorm:
+  """LayerNorm as ConvNeXt and ViT use it (torch and timm: epsilon 1e-6)."""
+  return nnx.LayerNorm(dim, epsilon=epsilon, dtype=dtype, rngs=rngs)
+
+
+def linear(d_in: int, d_out: int, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  return nnx.Linear(d_in, d_out, kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
+
+
 class RandomState(nnx.Variable):
   """Randomness a backbone draws in training: plain uint32 arrays (a key's data and a
   call counter), so Orbax checkpoints them and a resumed run draws the same masks."""

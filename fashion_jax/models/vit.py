@@ -19,7 +19,8 @@ from flax import nnx
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models import backbones
 from fashion_jax.models.layers import DropPathKeys, PatchEmbed, drop_path, drop_path_rates
-from fashion_jax.models.layers import torch_bicubic_resize, trunc_normal_002
+from fashion_jax.models.layers import layer_norm, linear, torch_bicubic_resize
+from fashion_jax.models.layers import trunc_normal_002
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,26 +36,17 @@ ARCHITECTURES = {
     "vit_s16": Architecture(patch=16, dim=384, depth=12, heads=6),
     "vit_b16": Architecture(patch=16, dim=768, depth=12, heads=12),
 }
-_EPSILON = 1e-6
-
-
-def _layer_norm(dim, dtype, rngs):
-  return nnx.LayerNorm(dim, epsilon=_EPSILON, dtype=dtype, rngs=rngs)
-
-
-def _linear(d_in, d_out, dtype, rngs):
-  return nnx.Linear(d_in, d_out, kernel_init=trunc_normal_002, dtype=dtype, rngs=rngs)
 
 
 class Block(nnx.Module):
 
   def __init__(self, dim: int, heads: int, drop_rate: float, *, dtype, rngs: nnx.Rngs):
-    self.norm1 = _layer_norm(dim, dtype, rngs)
-    self.qkv = _linear(dim, 3 * dim, dtype, rngs)
-    self.proj = _linear(dim, dim, dtype, rngs)
-    self.norm2 = _layer_norm(dim, dtype, rngs)
-    self.fc1 = _linear(dim, 4 * dim, dtype, rngs)
-    self.fc2 = _linear(4 * dim, dim, dtype, rngs)
+    self.norm1 = layer_norm(dim, dtype, rngs)
+    self.qkv = linear(dim, 3 * dim, dtype, rngs)
+    self.proj = linear(dim, dim, dtype, rngs)
+    self.norm2 = layer_norm(dim, dtype, rngs)
+    self.fc1 = linear(dim, 4 * dim, dtype, rngs)
+    self.fc2 = linear(4 * dim, dim, dtype, rngs)
     self.heads = heads
     self.drop_rate = drop_rate
 
@@ -87,7 +79,7 @@ class VisionTransformer(nnx.Module):
                                                 jnp.float32))
     self.blocks = nnx.List([Block(arch.dim, arch.heads, rate, dtype=dtype, rngs=rngs)
                             for rate in drop_path_rates(drop_path_rate, arch.depth)])
-    self.norm = _layer_norm(arch.dim, dtype, rngs)
+    self.norm = layer_norm(arch.dim, dtype, rngs)
     self.drop_path_keys = DropPathKeys(rngs) if drop_path_rate > 0 else None
     self.pooling = pooling
     self.num_features = arch.dim
