@@ -52,11 +52,12 @@ def _records(path: str, report: DataReport):
   if kind == "parquet":
     import pyarrow.parquet as pq  # pyarrow comes with `datasets`.
     table = pq.read_table(path)
+    offset = 0
     for batch in table.to_batches(max_chunksize=65536):
       columns = batch.to_pydict()
-      names = list(columns)
       for i in range(batch.num_rows):
-        yield f"row {i + 1}", {c: columns[c][i] for c in names}
+        yield f"{path}: row {offset + i + 1}", {c: values[i] for c, values in columns.items()}
+      offset += batch.num_rows
     return
   with open(path, newline="", encoding="utf-8-sig") as f:
     if kind == "jsonl":

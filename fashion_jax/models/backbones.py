@@ -64,6 +64,8 @@ class Family:
   total_stride = 32
   input_mean = IMAGENET_MEAN
   input_std = IMAGENET_STD
+  # Prefixes of foreign parameters that are never the backbone's (its ImageNet classifier).
+  foreign_skipped: tuple[str, ...] = ()
 
   def build(self, name: str, model_config, *, image_size: int, dtype,
             conv_implementation: str, rngs):
@@ -78,9 +80,6 @@ class Family:
           f"config.data.image_size={image_size!r} must be an integer >= {self.total_stride}: "
           f"{name} divides the image side by {self.total_stride}, so "
           f"{self.total_stride} px is its smallest input.")
-
-  # Prefixes of foreign parameters that are never the backbone's (its ImageNet classifier).
-  foreign_skipped: tuple[str, ...] = ()
 
   def foreign_layouts(self, name: str) -> dict[str, dict[str, tuple]]:
     """{layout: {their parameter name: path in the backbone's state}}."""
