@@ -29,6 +29,7 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax import validation
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import bad_samples as bad_samples_lib
+from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.data import pipeline
 from fashion_jax.writers import periodic_actions
 
@@ -123,6 +124,20 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
   return flat
 
 
+def _tune_on_validation(tasks, val_pass, vocabs) -> dict[str, dict]:
+  """What each task's kind chooses on the final validation pass (e.g. thresholds), added
+  to its vocabulary's `fitted`; {task: what it chose}."""
+  tuned = {}
+  for task in tasks:
+    if val_pass is None:
+      break
+    chosen = task.spec.tune_on_validation(task, val_pass.totals.get(task.name))
+    if chosen:
+      vocabs[task.name].fitted = {**(vocabs[task.name].fitted or {}), **chosen}
+      tuned[task.name] = chosen
+  return tuned
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains on the configured data, evaluating and checkpointing as configured.
 
@@ -181,12 +196,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if is_chief and config.profile:
     hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
 
+  last_pass = {}  # The latest pass of the model (not EMA) per split: what tuning reads.
+
   def eval_split(name: str, state) -> dict[str, float]:
     splits = {dataset: by_split[name] for dataset, by_split in data.datasets.items()}
     results = {}
     for suffix, steps in eval_steps.items():
-      results.update(evaluators.run(steps, tasks, state, splits, config.data, local_batch,
-                                    mesh, name + suffix, bad).metrics(name + suffix))
+      scored = evaluators.run(steps, tasks, state, splits, config.data, local_batch, mesh,
+                              name + suffix, bad)
+      if not suffix:
+        last_pass[name] = scored
+      results.update(scored.metrics(name + suffix))
     return results
 
   def save_checkpoint(step: int, metrics: dict | None) -> None:
@@ -257,6 +277,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     else:
       if last_step == start_step:  # Already finished: report the restored model.
         results = eval_split("val", state)
+      tuned = _tune_on_validation(tasks, last_pass.get("val"), data.vocabs)
+      if tuned:  # E.g. per-attribute thresholds: saved with the vocabularies, used from now on.
+        tasks = [t.spec.bind(t, data.vocabs[t.name]) if t.name in tuned else t for t in tasks]
+        if is_chief:
+          vocab_lib.save_vocabs(workdir_lib.path(workdir, workdir_lib.VOCAB), data.vocabs)
+        console.message(f"Chosen on the validation split: {', '.join(sorted(tuned))} "
+                        f"({', '.join(sorted({k for v in tuned.values() for k in v}))}).")
+        eval_steps = {suffix: evaluators.compile_eval_steps(
+            graphdef, tasks, mesh, use_ema=bool(suffix), flip=flip) for suffix in eval_steps}
       if config.eval_test:
         test_results = eval_split("test", state)
         writer.write_scalars(last_step, test_results)

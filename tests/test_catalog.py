@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import load_config, read_sample_rows, tiny_config
-from fashion_jax import train
+from fashion_jax import train, trained
+from fashion_jax.tools import predict
 from fashion_jax.data import sources
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError, DataError
@@ -184,6 +185,16 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
       "category": ("softmax", "category"), "tags": ("sigmoid", "tags"),
       "embedding": ("embedding", "colour")}
   assert stored["datasets"]["catalog"]["multi_valued_columns"] == "tags"
+  # Per-tag thresholds chosen on val when training ended, saved with the vocabulary, used
+  # on test beside the configured 0.5, and by predict.
+  vocab = json.loads((workdir / "vocab.json").read_text())["tags"]
+  thresholds = vocab["fitted"]["thresholds"]
+  assert len(thresholds) == len(vocab["classes"]) and all(0 < t <= 1 for t in thresholds)
+  assert np.isfinite(metrics["test/tags/micro_f1"]) and "test/tags/micro_f1_at_0.5" in metrics
+  run = trained.load(str(workdir), "latest")
+  (line,) = predict.predict_lines(run, [str(catalog / _rows()[1]["image"])])
+  by_label = dict(zip(vocab["classes"], thresholds))
+  assert all(p["score"] >= by_label[p["label"]] for p in line["predictions"]["tags"])
   with open(workdir / "split_catalog.csv") as f:
     written = dict(csv.reader(f))
   assert written["SKU-" + read_sample_rows()[9]["id"]] == "test"  # The shop's own split.

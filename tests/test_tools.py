@@ -16,7 +16,7 @@ from fashion_jax import plots, train, trained
 from fashion_jax.tools import compare, evaluate, predict, search
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import CheckpointMismatchError, ConfigError
-from fashion_jax.tasks import task_config
+from fashion_jax.tasks import sigmoid, task_config
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,9 @@ def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   # Weighted recall is the accuracy; a top-5 hit includes every top-1 hit.
   np.testing.assert_allclose(article["weighted_recall"], article["accuracy"], rtol=1e-6)
   assert article["top5_accuracy"] >= article["accuracy"]
-  assert {"micro_f1", "mAP", "hamming_loss"} <= set(saved["metrics"]["season"])
+  # Tuned thresholds and, beside them, the configured 0.5.
+  assert {"micro_f1", "mAP", "hamming_loss", "micro_f1_at_0.5", "macro_f1_at_0.5"} <= set(
+      saved["metrics"]["season"])
   assert "recall_at_1" in saved["metrics"]["embedding"]
   assert 0 <= saved["metrics"]["articleType"]["consistency_with_subCategory"] <= 1
   assert 0 <= saved["metrics"]["articleType"]["accuracy_joint_hierarchy"] <= 1
@@ -136,7 +138,10 @@ def test_predict_tags_any_image_and_names_unreadable_ones(workdir, tmp_path):
     top = line["predictions"]["articleType"]
     assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
     assert {p["label"] for p in top} <= set(classes["articleType"])
-    assert all(p["score"] >= 0.5 for p in line["predictions"]["season"])
+    # Attributes above their own thresholds, chosen on validation when training ended.
+    season = next(t for t in run.tasks if t.name == "season")
+    thresholds = dict(zip(season.classes, sigmoid.thresholds(season)))
+    assert all(p["score"] >= thresholds[p["label"]] for p in line["predictions"]["season"])
     np.testing.assert_allclose(np.linalg.norm(line["embeddings"]["embedding"]), 1, rtol=1e-4)
   assert "error" in lines[3] and "corrupt" in lines[3]["error"]
   # The same image gives the same answer as the evaluation pipeline's preprocessing.

@@ -113,6 +113,8 @@ ROWS = [
     ({"tasks": _SIGMOID, "tasks.tags.max_pos_weight": 0.5},
      "config.tasks.tags.max_pos_weight=0.5"),
     ({"tasks": _SIGMOID, "tasks.tags.threshold": 1.0}, "config.tasks.tags.threshold=1.0"),
+    ({"tasks": _SIGMOID, "tasks.tags.target_precision": 1.5},
+     "config.tasks.tags.target_precision=1.5"),
     ({"tasks": _SIGMOID, "tasks.tags.separator": ""}, "config.tasks.tags.separator=''"),
     ({"tasks": _SIGMOID, "tasks.tags.top_k": ("a",)}, "config.tasks.tags.top_k=('a',)"),
     # embedding
@@ -177,7 +179,7 @@ ROWS = [
 # an override from the command line that does not parse as it), or any value is valid.
 TYPE_ONLY = {"eval_test", "profile", "distributed", "checkpoint.asynchronous", "augment.flip",
              "test_time_flip",
-             "tasks.tags.auto_pos_weight",
+             "tasks.tags.auto_pos_weight", "tasks.tags.tune_thresholds",
              # Column names, comma-separated: a name no task reads changes nothing.
              "datasets.products.multi_valued_columns",
              # '' = no attribute groups; any other string splits class names into groups.

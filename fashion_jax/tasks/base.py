@@ -124,6 +124,12 @@ class TaskKind:
   def summarize(self, task: Task, total) -> dict[str, float]:
     raise NotImplementedError
 
+  def tune_on_validation(self, task: Task, total) -> dict | None:
+    """What the kind chooses on the validation split when training ends, from that
+    split's accumulated statistics (sigmoid: per-attribute thresholds), to add to its
+    `Vocab.fitted`; None: nothing."""
+    return None
+
   def report(self, task: Task, total, rows: dict, raw_labels: np.ndarray, vocab,
              out_dir: str, split: str, step: int, max_classes: int) -> tuple[dict, list[str]]:
     """`evaluate`'s extras beyond `summarize`: (more metrics, files written to `out_dir`).

@@ -5,6 +5,13 @@ scales the positive term of the loss; `auto_pos_weight` sets it per class to
 (negatives / positives) in the training split, capped at `max_pos_weight`. Class names
 of the form 'group<group_separator>name' form groups of mutually exclusive classes
 (DeepFashion fine attributes), each scored by arg-max accuracy.
+
+Thresholds: `threshold` (0.5) for every attribute until training ends; then, with
+`tune_thresholds`, one per attribute is chosen on the validation split (the best F1, or
+with `target_precision` > 0 the lowest score reaching that precision; an attribute with
+no validation positives keeps `threshold`). They are saved with the vocabulary
+(vocab.json) and used by evaluation, evaluate and predict; metrics at the fixed
+`threshold` are reported beside them as `<metric>_at_<threshold>`.
 """
 
 import jax
@@ -19,7 +26,8 @@ from fashion_jax.tasks import base
 
 class Sigmoid(base.TaskKind):
   options = {"pos_weight": 1.0, "auto_pos_weight": False, "max_pos_weight": 50.0,
-             "threshold": 0.5, "separator": "|", "top_k": (), "group_separator": ""}
+             "threshold": 0.5, "separator": "|", "top_k": (), "group_separator": "",
+             "tune_thresholds": True, "target_precision": 0.0}
   lower_is_better = ("loss", "hamming_loss")
 
   def metric_names(self, task):
@@ -31,6 +39,7 @@ class Sigmoid(base.TaskKind):
     checks.number(options["max_pos_weight"], f"{field}.max_pos_weight", 1)
     checks.number(options["threshold"], f"{field}.threshold", 0, 1, low_open=True,
                   high_open=True)
+    checks.number(options["target_precision"], f"{field}.target_precision", 0, 1)
     if not isinstance(options["separator"], str) or not options["separator"]:
       raise ConfigError(f"config.{field}.separator={options['separator']!r} must be a "
                         "non-empty string (what joins the labels of one row, e.g. '|').")
@@ -47,6 +56,10 @@ class Sigmoid(base.TaskKind):
 
   def bind(self, task, vocab, labels=None, mask=None):
     task = super().bind(task, vocab)
+    fitted = dict(task.fitted)
+    if "thresholds" in fitted:  # Hashable, as every Task field.
+      fitted["thresholds"] = tuple(float(t) for t in fitted["thresholds"])
+      task = base.dataclasses.replace(task, fitted=tuple(sorted(fitted.items())))
     if labels is None or not task.option("auto_pos_weight"):
       return task
     counted = mask > 0
@@ -72,8 +85,12 @@ class Sigmoid(base.TaskKind):
   def eval_stats(self, task, output, labels, mask, roles):
     stats = base.loss_stats(self.loss(task, output, labels, mask), mask)
     scores = jax.nn.sigmoid(output.astype(jnp.float32))
-    predicted = (scores >= task.option("threshold")).astype(jnp.float32)
+    predicted = (scores >= jnp.asarray(thresholds(task))).astype(jnp.float32)
     stats.update(metrics.multilabel_counts(labels, predicted, mask))
+    if _tuned(task):  # The fixed threshold too, for comparison.
+      fixed = (scores >= task.option("threshold")).astype(jnp.float32)
+      stats.update({f"fixed/{k}": v for k, v in
+                    metrics.multilabel_counts(labels, fixed, mask).items()})
     for k in task.option("top_k"):
       stats[f"top{k}_recall"] = metrics.attribute_top_k_recall(scores, labels, mask, k)
     for group, index in self.groups(task).items():
@@ -101,21 +118,75 @@ class Sigmoid(base.TaskKind):
       out[f"{group}_accuracy"] = group_accuracies[-1]
     if group_accuracies:
       out["mean_group_accuracy"] = jnp.mean(jnp.asarray(group_accuracies))
+    if "fixed/tp" in total:
+      at = f"_at_{task.option('threshold'):g}"
+      out.update({f"{k}{at}": v for k, v in metrics.multilabel_metrics(
+          total["fixed/tp"], total["fixed/fp"], total["fixed/fn"]).items()})
     return out
+
+  def tune_on_validation(self, task, total) -> dict | None:
+    if not task.option("tune_thresholds") or total is None:
+      return None
+    keep = base.rows_of(total, "mask") > 0
+    chosen = choose_thresholds(base.rows_of(total, "scores")[keep],
+                               base.rows_of(total, "targets")[keep], task.option("threshold"),
+                               task.option("target_precision"))
+    return {"thresholds": [float(t) for t in chosen]}
 
   def activate(self, task, output):
     return jax.nn.sigmoid(output.astype(jnp.float32))
 
   def predict_fields(self, task, output, top_k, with_embedding):
     order = np.argsort(-output, kind="stable")
+    above = output >= thresholds(task)
     return {"predictions": [{"label": task.classes[c], "score": round(float(output[c]), 6)}
-                            for c in order if output[c] >= task.option("threshold")]}
+                            for c in order if above[c]]}
 
   def caption(self, task, label, output, has_label):
-    threshold = task.option("threshold")
+    threshold = np.clip(thresholds(task), 1e-6, 1 - 1e-6)
     logit = np.log(threshold / (1 - threshold))  # sigmoid(x) >= threshold <=> x >= logit
     predicted = [task.classes[j] for j in np.flatnonzero(output >= logit)][:3]
     return f"{task.name}: {', '.join(predicted) or '-'}", False
+
+
+def _tuned(task) -> bool:
+  return "thresholds" in dict(task.fitted)
+
+
+def thresholds(task) -> np.ndarray | float:
+  """Per attribute, the tuned thresholds when training chose them, else `threshold`."""
+  if _tuned(task):
+    return np.asarray(task.fit("thresholds"), np.float32)
+  return task.option("threshold")
+
+
+def choose_thresholds(scores: np.ndarray, targets: np.ndarray, default: float,
+                      target_precision: float = 0.0) -> np.ndarray:
+  """Per column of `scores` [N, C] (probabilities) against 0/1 `targets`: where to cut
+  (score >= it is predicted) to maximise F1, or, with `target_precision` > 0, the lowest
+  cut whose precision reaches it. A cut lies halfway between two neighbouring distinct
+  scores, so rounding never moves a sample across it. Columns without positives, or
+  none reaching the precision, keep `default`."""
+  chosen = np.full(scores.shape[1], default, np.float64)
+  for c in range(scores.shape[1]):
+    positive = targets[:, c] > 0
+    if not positive.any():
+      continue
+    order = np.argsort(-scores[:, c], kind="stable")
+    ranked, hits = scores[order, c].astype(np.float64), positive[order]
+    tp = np.cumsum(hits)
+    fp = np.cumsum(~hits)
+    cuts = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])  # Last of each score.
+    below = np.r_[ranked[cuts[:-1] + 1], 0.0]  # The next lower score (0 past the last).
+    if target_precision > 0:
+      reaching = np.flatnonzero(tp[cuts] / (tp[cuts] + fp[cuts]) >= target_precision)
+      if reaching.size:
+        chosen[c] = (ranked[cuts[reaching[-1]]] + below[reaching[-1]]) / 2
+      continue
+    f1 = 2 * tp[cuts] / (2 * tp[cuts] + fp[cuts] + (positive.sum() - tp[cuts]))
+    best = int(np.argmax(f1))
+    chosen[c] = (ranked[cuts[best]] + below[best]) / 2
+  return chosen
 
 
 KIND = Sigmoid()
