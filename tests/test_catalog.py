@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import load_config, read_sample_rows, tiny_config
 from fashion_jax import train, trained
-from fashion_jax.tools import predict
+from fashion_jax.tools import evaluate, predict
 from fashion_jax.data import sources
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError, DataError
@@ -174,8 +174,8 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
                 "eval_every_steps", "checkpoint", "optimizer"):
     config[field] = shrunk[field]
   config.checkpoint.best_metric = ""
-  config.datasets.catalog.update(root=str(catalog / "products.jsonl"), id_column="sku",
-                                 split_column="split")
+  config.datasets.catalog.update(root=str(catalog / "products.csv"), id_column="sku",
+                                 split_column="split", empty_string="no_labels")
   config.catalog.update(softmax="category", multilabel="tags", identity="colour")
   workdir = tmp_path / "run"
   metrics = train.train_and_evaluate(config, str(workdir))
@@ -195,6 +195,9 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
   (line,) = predict.predict_lines(run, [str(catalog / _rows()[1]["image"])])
   by_label = dict(zip(vocab["classes"], thresholds))
   assert all(p["score"] >= by_label[p["label"]] for p in line["predictions"]["tags"])
+  scored = evaluate.evaluate_workdir(str(workdir), "test", "latest", grid_images=0)
+  assert scored["metrics"]["tags"]["micro_f1"] == pytest.approx(metrics["test/tags/micro_f1"])
+  assert "micro_f1_at_0.5" in scored["metrics"]["tags"]
   with open(workdir / "split_catalog.csv") as f:
     written = dict(csv.reader(f))
   assert written["SKU-" + read_sample_rows()[9]["id"]] == "test"  # The shop's own split.
