@@ -128,9 +128,9 @@ def _tune_on_validation(tasks, val_pass, vocabs) -> dict[str, dict]:
   """What each task's kind chooses on the final validation pass (e.g. thresholds), added
   to its vocabulary's `fitted`; {task: what it chose}."""
   tuned = {}
+  if val_pass is None:
+    return tuned
   for task in tasks:
-    if val_pass is None:
-      break
     chosen = task.spec.tune_on_validation(task, val_pass.totals.get(task.name))
     if chosen:
       vocabs[task.name].fitted = {**(vocabs[task.name].fitted or {}), **chosen}

@@ -192,7 +192,7 @@ def prepare_data(config, tasks, workdir: str | None, write_files: bool = True) -
                      for name, c in config.datasets.items()}
   for name, dataset_config in datasets_config.items():
     where = f"config.datasets.{name}"
-    table, reports[name] = _read_table(config, name, dataset_config, tasks)
+    table, reports[name] = read_table(config, name, dataset_config, tasks)
     rows = split_rows(table, dataset_config, where, stratify_column(dataset_config, tasks, name))
     tables[name] = {split: table.subset(r) for split, r in rows.items()}
     if len(tables[name]["train"]) == 0:
@@ -259,7 +259,7 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
   """
   where = f"config.datasets.{dataset}"
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset], where)
-  table, report = _read_table(config, dataset, dataset_config, tasks)
+  table, report = read_table(config, dataset, dataset_config, tasks)
   if split != "all":
     stratify = stratify_column(dataset_config, tasks, dataset)
     table = table.subset(split_rows(table, dataset_config, where, stratify)[split])
@@ -270,7 +270,7 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
   return data, report
 
 
-def _read_table(config, name: str, dataset_config, tasks):
+def read_table(config, name: str, dataset_config, tasks):
   """The rows of dataset `name` with the label columns its tasks (and its split) need."""
   columns = {t.column for t in tasks if t.dataset == name}
   stratify = stratify_column(dataset_config, tasks, name)

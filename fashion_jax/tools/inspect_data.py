@@ -98,10 +98,9 @@ def inspect(config, check_images: bool = True, progress: bool = True) -> dict:
     where = f"config.datasets.{name}"
     resolved = sources.resolve_dataset_config(dataset_config, where)
     own = [t for t in tasks if t.dataset == name]
-    stratify = labelled.stratify_column(resolved, own, name)
-    columns = sorted({t.column for t in own} | ({stratify} if stratify else set()))
-    table, problems = sources.load_source(resolved, columns, config.seed, where)
-    rows = labelled.split_rows(table, resolved, where, stratify)
+    table, problems = labelled.read_table(config, name, resolved, tasks)
+    rows = labelled.split_rows(table, resolved, where,
+                               labelled.stratify_column(resolved, own, name))
     ids = collections.Counter(table.ids)
     duplicate_ids = [i for i, n in ids.items() if n > 1]
     report[name] = {
