@@ -69,11 +69,15 @@ def _pick_step(checkpoints, which: str, workdir: str) -> int:
   return step
 
 
-def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRun:
+def load(workdir: str, checkpoint: str = "best", ema: bool = False,
+         conv: str = "") -> TrainedRun:
   """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step);
-  `ema` selects its exponential moving average of the weights instead."""
+  `ema` selects its exponential moving average of the weights instead; `conv` replaces
+  config.model.conv (the same function and weights, computed another way)."""
   workdir = os.path.abspath(workdir)
   config = workdir_lib.read_config(workdir)
+  if conv:
+    config.model.conv = conv
   if ema and not config.get("ema_decay", 0.0):
     raise ConfigError(f"{workdir} was trained without an EMA (config.ema_decay = 0).")
   tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
@@ -104,7 +108,8 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False) -> TrainedRu
                     flip=bool(config.get("test_time_flip", False)))
 
 
-def _predict(graphdef, state, images, *, tasks, use_ema, flip):
+def activated_outputs(graphdef, state, images, *, tasks, use_ema, flip):
+  """The model's inference outputs per task, each through its kind's activation."""
   model = nnx.merge(graphdef, state).scored_model(use_ema)
   outputs = model.predict(images, flip)
   return {t.name: t.spec.activate(t, outputs[t.name]) for t in tasks}
@@ -113,7 +118,7 @@ def _predict(graphdef, state, images, *, tasks, use_ema, flip):
 def predict_fn(run: TrainedRun):
   """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
   unit-norm embedding}."""
-  fn = jax.jit(functools.partial(_predict, run.graphdef, tasks=tuple(run.tasks),
+  fn = jax.jit(functools.partial(activated_outputs, run.graphdef, tasks=tuple(run.tasks),
                                  use_ema=run.ema, flip=run.flip),
                out_shardings=parallel.replicated(run.mesh))
   return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))

@@ -73,6 +73,13 @@ def _max_pool_bwd(residuals, g):
 max_pool_3x3_stride_2.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+def max_pool_taps(x: jax.Array) -> jax.Array:
+  """The same pool in plain strided slices and selects, without the custom VJP. Not
+  reduce_window: jax2onnx 0.17 turns it into an ONNX MaxPool with the NHWC window read
+  as NCHW, and its nnx.max_pool patch drops explicit padding."""
+  return _max_pool_fwd(x)[0]
+
+
 class Shortcut(nnx.Module):
   """1x1 projection when a block changes resolution or width."""
 
@@ -165,10 +172,16 @@ class ResNet(nnx.Module):
         in_ch = stage_width * arch.block.expansion
     self.blocks = nnx.List(blocks)
     self.num_features = in_ch
+    # The custom-VJP pool is a CPU training device; 'xla' (accelerators, exported models)
+    # differentiates the same taps with autodiff.
+    self.xla_max_pool = conv_implementation == "xla"
 
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=not train))
-    x = max_pool_3x3_stride_2(x)
+    if self.xla_max_pool:
+      x = max_pool_taps(x)
+    else:
+      x = max_pool_3x3_stride_2(x)
     for block in self.blocks:
       x = block(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fashion_jax.data import vocab as vocab_lib
+from fashion_jax.serving import outputs
 from fashion_jax.tasks import registry
 
 
@@ -142,11 +143,17 @@ class TaskKind:
     """Raw head output -> what inference returns (probabilities, scores, a vector)."""
     return output
 
+  def served_output(self, task: Task) -> dict:
+    """What the activated output is, in one of serving.outputs.FORMS, with what reading
+    it needs (class names, thresholds): predict's JSON, exported models and the catalog
+    index read this, not the kind."""
+    return {"form": "value"}
+
   def predict_fields(self, task: Task, output: np.ndarray, top_k: int,
                      with_embedding: bool) -> dict[str, Any]:
     """One image's activated output for predict's JSON line: {section: value}, e.g.
     {'predictions': [...]} (the line holds `line[section][task.name] = value`)."""
-    return {}
+    return outputs.fields(self.served_output(task), output, top_k, with_embedding)
 
   def caption(self, task: Task, label, output: np.ndarray,
               has_label: bool) -> tuple[str, bool]:

@@ -66,8 +66,6 @@ class Embedding(base.TaskKind):
   def activate(self, task, output):
     return output.astype(jnp.float32)
 
-  def predict_fields(self, task, output, top_k, with_embedding):
-    return {"embeddings": [round(float(v), 6) for v in output]} if with_embedding else {}
-
-
+  def served_output(self, task):
+    return {"form": "embedding", "dim": int(task.option("dim"))}
 KIND = Embedding()

@@ -86,9 +86,6 @@ class Regression(base.TaskKind):
   def activate(self, task, output):
     return output[..., 0].astype(jnp.float32) * task.fit("std") + task.fit("mean")
 
-  def predict_fields(self, task, output, top_k, with_embedding):
-    return {"predictions": {"value": round(float(output), 6)}}
-
   def caption(self, task, label, output, has_label):
     predicted = float(output[0]) * task.fit("std") + task.fit("mean")
     text = f"{task.name}: {predicted:.4g}"

@@ -136,11 +136,10 @@ class Sigmoid(base.TaskKind):
   def activate(self, task, output):
     return jax.nn.sigmoid(output.astype(jnp.float32))
 
-  def predict_fields(self, task, output, top_k, with_embedding):
-    order = np.argsort(-output, kind="stable")
-    above = output >= thresholds(task)
-    return {"predictions": [{"label": task.classes[c], "score": round(float(output[c]), 6)}
-                            for c in order if above[c]]}
+  def served_output(self, task):
+    per_class = np.broadcast_to(np.asarray(thresholds(task), np.float32), (len(task.classes),))
+    return {"form": "attributes", "classes": list(task.classes),
+            "thresholds": [round(float(t), 6) for t in per_class]}
 
   def caption(self, task, label, output, has_label):
     threshold = np.clip(thresholds(task), 1e-6, 1 - 1e-6)

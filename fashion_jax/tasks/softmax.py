@@ -87,10 +87,8 @@ class Softmax(base.TaskKind):
   def activate(self, task, output):
     return jax.nn.softmax(output.astype(jnp.float32))
 
-  def predict_fields(self, task, output, top_k, with_embedding):
-    order = np.argsort(-output, kind="stable")[:top_k]
-    return {"predictions": [{"label": task.classes[c], "probability": round(float(output[c]), 6)}
-                            for c in order]}
+  def served_output(self, task):
+    return {"form": "classes", "classes": list(task.classes)}
 
   def caption(self, task, label, output, has_label):
     predicted = task.classes[int(np.argmax(output))]

@@ -1,0 +1,119 @@
+"""An exported model on disk, and loading any servable model behind one interface.
+
+An export folder (written by `python -m fashion_jax.export`) holds:
+
+  metadata.json      what goes in (image size, preprocessing) and what comes out (per
+                     task: its output form, class names, thresholds; serving.outputs)
+  model.onnx         the inference function for ONNX Runtime
+  model.jax_export   the same function serialized by `jax.export` (batch-polymorphic)
+
+Both take float32 RGB images [B, S, S, 3] on the 0-255 scale, preprocessed as
+`decode` does (aspect kept, padded white), and return one float32 array per task in
+metadata order: probabilities, attribute scores, unit-norm embeddings or values.
+
+This module needs numpy, an image decoder and, for ONNX, onnxruntime: no JAX.
+"""
+
+import json
+import os
+from typing import Protocol
+
+import numpy as np
+
+from fashion_jax.data import transforms
+from fashion_jax.errors import ConfigError
+
+FORMAT = "fashion_jax.export"
+VERSION = 1
+METADATA = "metadata.json"
+ONNX_FILE = "model.onnx"
+JAX_FILE = "model.jax_export"
+BACKENDS = ("onnx", "jax")
+
+
+class Model(Protocol):
+  """A servable model: metadata, and float32 images [B, S, S, 3] -> {task: outputs}."""
+
+  metadata: dict
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def image_size(metadata: dict) -> int:
+  return int(metadata["input"]["image_size"])
+
+
+def output_specs(metadata: dict) -> dict[str, dict]:
+  """Task name -> its served output (serving.outputs), in the model's output order."""
+  return {o["name"]: o for o in metadata["outputs"]}
+
+
+def decode(data: bytes, metadata: dict) -> np.ndarray:
+  """Encoded image -> uint8 [S, S, 3], as training's evaluation preprocessing does."""
+  return transforms.decode_image(data, image_size(metadata))
+
+
+def read_metadata(folder: str) -> dict:
+  path = os.path.join(folder, METADATA)
+  try:
+    with open(path) as f:
+      metadata = json.load(f)
+  except FileNotFoundError as e:
+    raise ConfigError(f"{folder}: not an exported model (no {METADATA}); write one with "
+                      "python -m fashion_jax.export --workdir=RUN --out=DIR.") from e
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"{path}: unreadable ({e}); export the model again.") from e
+  if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
+    raise ConfigError(f"{path}: not a {FORMAT} v{VERSION} file (format "
+                      f"{metadata.get('format')!r}, version {metadata.get('version')!r}).")
+  return metadata
+
+
+def write_metadata(folder: str, metadata: dict) -> None:
+  with open(os.path.join(folder, METADATA), "w") as f:
+    json.dump(metadata, f, indent=1)
+
+
+class OnnxModel:
+  """An exported model run by ONNX Runtime (CPU unless `providers` says otherwise)."""
+
+  def __init__(self, folder: str, providers=("CPUExecutionProvider",), threads: int = 0):
+    import onnxruntime  # Lazy: the [serve] extra.
+    self.metadata = read_metadata(folder)
+    path = os.path.join(folder, ONNX_FILE)
+    if not os.path.exists(path):
+      raise ConfigError(f"{folder} has no {ONNX_FILE}; export again without --no_onnx.")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # Its shape-merge warnings on NHWC graphs are noise.
+    if threads:
+      options.intra_op_num_threads = threads
+    try:
+      self.session = onnxruntime.InferenceSession(path, options, providers=list(providers))
+    except Exception as e:  # onnxruntime raises its own exception types.
+      raise ConfigError(f"{path}: ONNX Runtime cannot load it ({e}).") from e
+    self.input_name = self.session.get_inputs()[0].name
+    self.output_names = [o.name for o in self.session.get_outputs()]
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    values = self.session.run(None, {self.input_name: np.asarray(images, np.float32)})
+    return dict(zip(self.output_names, values))
+
+
+def is_export(path: str) -> bool:
+  return os.path.exists(os.path.join(path, METADATA))
+
+
+def load_model(path: str, backend: str = "onnx", checkpoint: str = "best") -> Model:
+  """An export folder (run by `backend`: ONNX Runtime, or JAX's deserialized export)
+  or a training workdir (its live model, `checkpoint`), behind the Model interface."""
+  if backend not in BACKENDS:
+    raise ConfigError(f"--backend={backend!r}: expected one of {BACKENDS}.")
+  if not os.path.isdir(path):
+    raise ConfigError(f"--model={path}: no such folder (an export or a training workdir).")
+  if not is_export(path):
+    from fashion_jax.serving import export  # JAX, for a workdir only.
+    return export.LiveModel(path, checkpoint)
+  if backend == "onnx":
+    return OnnxModel(path)
+  from fashion_jax.serving import export
+  return export.JaxExportModel(path)

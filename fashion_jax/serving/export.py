@@ -1,0 +1,169 @@
+"""A trained run's inference function, served live or exported (jax.export and ONNX).
+
+The function is the evaluation model with each task's activation, float32 outputs
+whatever the training dtype, built with `config.model.conv='xla'`: XLA's own
+convolution and max pool, the same function and weights as the custom-VJP CPU
+training path, in ops that exporters and other runtimes know.
+"""
+
+import datetime
+import os
+import shutil
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fashion_jax import trained
+from fashion_jax.data import product_images
+from fashion_jax.errors import ConfigError
+from fashion_jax.serving import artifact
+
+DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
+
+
+def metadata(run: trained.TrainedRun) -> dict:
+  size = int(run.config.data.image_size)
+  return {
+      "format": artifact.FORMAT, "version": artifact.VERSION,
+      "source": {"workdir": run.workdir, "checkpoint_step": int(run.step), "ema": run.ema,
+                 "model": run.config.model.name, "dtype": run.config.model.get("dtype",
+                                                                               "float32")},
+      "input": {"name": "images", "dtype": "float32", "shape": ["batch", size, size, 3],
+                "image_size": size, "channels": "RGB", "range": [0, 255],
+                "preprocess": "aspect kept: the longer side resized to image_size "
+                              "(bilinear), centred, padded with white (255)"},
+      "outputs": [{"name": t.name, **t.spec.served_output(t)} for t in run.tasks],
+      "test_time_flip": run.flip,
+  }
+
+
+def inference_function(run: trained.TrainedRun):
+  """float32 images [B, S, S, 3] -> tuple of float32 outputs, in `run.tasks` order,
+  with the weights as constants (host copies: no device placement is baked in)."""
+  state = jax.device_get(run.state)
+  tasks = tuple(run.tasks)
+
+  def infer(images):
+    outputs = trained.activated_outputs(run.graphdef, state, images, tasks=tasks,
+                                        use_ema=run.ema, flip=run.flip)
+    return tuple(outputs[t.name].astype(jnp.float32) for t in tasks)
+
+  return infer
+
+
+def _bucket(n: int) -> int:
+  """Batch sizes are padded to powers of two: a handful of compiled shapes serve all."""
+  return 1 << max(0, int(n - 1).bit_length())
+
+
+class LiveModel:
+  """A training workdir's model, jitted (XLA path), behind the serving interface."""
+
+  def __init__(self, workdir: str, checkpoint: str = "best", ema: bool = False):
+    self.run = trained.load(workdir, checkpoint, ema, conv="xla")
+    self.metadata = metadata(self.run)
+    self.names = [t.name for t in self.run.tasks]
+    self._fn = jax.jit(inference_function(self.run))
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(images)
+    padded = np.zeros((_bucket(n), *images.shape[1:]), np.float32)
+    padded[:n] = images
+    return {name: np.asarray(v)[:n] for name, v in zip(self.names, self._fn(padded))}
+
+
+class JaxExportModel:
+  """An export folder's `model.jax_export`, deserialized and called by JAX."""
+
+  def __init__(self, folder: str):
+    self.metadata = artifact.read_metadata(folder)
+    path = os.path.join(folder, artifact.JAX_FILE)
+    try:
+      with open(path, "rb") as f:
+        self.exported = jax.export.deserialize(bytearray(f.read()))
+    except FileNotFoundError as e:
+      raise ConfigError(f"{folder} has no {artifact.JAX_FILE}; export again.") from e
+    except Exception as e:  # Deserialization raises assorted errors on bad bytes.
+      raise ConfigError(f"{path}: not a serialized jax.export function ({e}).") from e
+    self.names = [o["name"] for o in self.metadata["outputs"]]
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    values = self.exported.call(np.asarray(images, np.float32))
+    return {name: np.asarray(v) for name, v in zip(self.names, values)}
+
+
+def sample_images(size: int, count: int = 8) -> np.ndarray:
+  """Real product photos from the embedded sample, preprocessed: the parity check's input."""
+  folder = os.path.join(product_images.SAMPLE_DIR, "images")
+  names = sorted(os.listdir(folder))[:count]
+  return np.stack([artifact.decode(open(os.path.join(folder, n), "rb").read(),
+                                   {"input": {"image_size": size}}) for n in names])
+
+
+def _write_jax(infer, size: int, path: str, platforms) -> tuple[str, ...]:
+  batch = jax.export.symbolic_shape("batch")[0]
+  spec = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
+  exported = jax.export.export(jax.jit(infer), platforms=tuple(platforms))(spec)
+  with open(path, "wb") as f:
+    f.write(exported.serialize())
+  return exported.platforms
+
+
+def _write_onnx(infer, size: int, names, path: str) -> None:
+  from jax2onnx import to_onnx  # Lazy: the [serve] extra.
+  # One self-contained file, whatever the model's size (no .onnx.data sidecar).
+  to_onnx(infer, [("batch", size, size, 3)], model_name="fashion_jax",
+          return_mode="file", output_path=path, input_names=["images"],
+          output_names=list(names), export_mode="web")
+
+
+def export_run(workdir: str, out: str, checkpoint: str = "best", ema: bool = False,
+               onnx: bool = True, platforms=DEFAULT_PLATFORMS) -> dict:
+  """Writes the export folder `out` (see serving.artifact); returns its metadata.
+
+  The files are written to a temporary folder next to `out` and moved into place at
+  the end, so an interrupted export never leaves a half-written model behind. The
+  exported functions are checked against the live model on sample photos; the largest
+  absolute differences are recorded in the metadata ('parity').
+  """
+  started = time.time()
+  run = trained.load(workdir, checkpoint, ema, conv="xla")
+  infer = inference_function(run)
+  size = int(run.config.data.image_size)
+  names = [t.name for t in run.tasks]
+  meta = metadata(run)
+  parent = os.path.dirname(os.path.abspath(out))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".export_", dir=parent)
+  try:
+    meta["jax_platforms"] = list(_write_jax(infer, size, os.path.join(staging, artifact.JAX_FILE),
+                                            platforms))
+    if onnx:
+      _write_onnx(infer, size, names, os.path.join(staging, artifact.ONNX_FILE))
+    meta["files"] = sorted(os.listdir(staging))
+    meta["exported_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    artifact.write_metadata(staging, meta)
+    images = sample_images(size).astype(np.float32)
+    live = dict(zip(names, jax.device_get(jax.jit(infer)(images))))
+    backends = {"jax": JaxExportModel(staging)}
+    if onnx:
+      backends["onnx"] = artifact.OnnxModel(staging)
+    meta["parity"] = {
+        backend: {n: float(np.abs(model(images)[n] - live[n]).max()) for n in names}
+        for backend, model in backends.items()}
+    meta["export_seconds"] = round(time.time() - started, 1)
+    artifact.write_metadata(staging, meta)
+    if os.path.exists(out):
+      if not artifact.is_export(out) and os.listdir(out):
+        raise ConfigError(f"--out={out} exists and is not an export folder; choose "
+                          "another path (nothing was overwritten).")
+      shutil.rmtree(out)
+    os.replace(staging, out)
+  finally:
+    if os.path.exists(staging):
+      shutil.rmtree(staging)
+  return meta
