@@ -182,11 +182,11 @@ def test_search_index_and_query_find_the_image_itself(workdir, tmp_path):
   rows = read_sample_rows()[:12]
   for row in rows:
     shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), gallery / "shoes")
-  index = search.build_index(workdir, str(gallery), str(tmp_path / "g.npz"), checkpoint="latest")
+  index = search.build_index(workdir, str(gallery), str(tmp_path / "g"), checkpoint="latest")
   assert index["images"] == 12 and index["dim"] == 16
   query = os.path.join(SAMPLE_DIR, "images", f"{rows[3]['id']}.jpg")
   sheet = str(tmp_path / "sheet.png")
-  results = search.query(str(tmp_path / "g.npz"), [query], k=5, sheet=sheet)
+  results = search.query(str(tmp_path / "g"), [query], k=5, sheet=sheet)
   assert len(results) == 1 and len(results[0]["results"]) == 5
   best = results[0]["results"][0]
   assert os.path.basename(best["image"]) == os.path.basename(query)
