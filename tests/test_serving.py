@@ -123,7 +123,7 @@ def test_export_refuses_to_overwrite_a_folder_that_is_not_an_export(workdir, tmp
 
 # --- Catalog index ---
 def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
-  index = catalog_index.CatalogIndex(index_dir)
+  index = catalog_index.CatalogIndex.load(index_dir)
   assert len(index) == index.manifest["count"] and index.manifest["shards"] == -(-len(index) // 16)
   assert set(index.catalog_labels) == {"articleType", "gender", "season"}
   hits = index.similar(index.vectors[:3], k=5)
@@ -145,8 +145,8 @@ def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
 
 
 def test_hnsw_index_with_filters_matches_exact_search_on_a_small_catalog(index_dir):
-  exact = catalog_index.CatalogIndex(index_dir)
-  approximate = catalog_index.CatalogIndex(index_dir, catalog_index.SearchSettings(exact_max=8))
+  exact = catalog_index.CatalogIndex.load(index_dir)
+  approximate = catalog_index.CatalogIndex.load(index_dir, catalog_index.SearchSettings(exact_max=8))
   approximate.vector_index = catalog_index.build_vector_index(approximate.vectors,
                                                               approximate.settings)
   assert hasattr(approximate.vector_index, "hnsw")
@@ -158,7 +158,7 @@ def test_hnsw_index_with_filters_matches_exact_search_on_a_small_catalog(index_d
 
 
 def test_label_search_ranks_by_probability_and_scores_against_catalog_labels(index_dir):
-  index = catalog_index.CatalogIndex(index_dir)
+  index = catalog_index.CatalogIndex.load(index_dir)
   label = index.outputs["articleType"]["classes"][0]
   hits = index.by_label("articleType", label, k=10)
   probabilities = [p for _, p in hits]
@@ -188,7 +188,7 @@ def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_p
   first = index_build.build(counted, table, out, workers=2, worker=0, **kwargs)
   assert not first["complete"] and sum(calls) == 32  # Shards 0 and 2 of 0..2.
   with pytest.raises(ConfigError, match="did not finish"):
-    catalog_index.CatalogIndex(out)
+    catalog_index.CatalogIndex.load(out)
   calls.clear()
   second = index_build.build(counted, table, out, workers=2, worker=1, **kwargs)
   assert second["complete"] and sum(calls) == 16
@@ -199,7 +199,7 @@ def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_p
   json.dump(manifest, open(os.path.join(out, "index.json"), "w"))
   index_build.build(counted, table, out, **kwargs)
   assert sum(calls) == 16
-  assert len(catalog_index.CatalogIndex(out)) == len(table)
+  assert len(catalog_index.CatalogIndex.load(out)) == len(table)
   with pytest.raises(ConfigError, match="another model or catalog"):
     index_build.build(counted, table, out, **{**kwargs, "catalog": "split:val"})
 

@@ -103,20 +103,42 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class CatalogIndex:
-  """A built index in memory, ready to search."""
+  """An index in memory, ready to search: `load` reads a built one."""
 
-  def __init__(self, folder: str, settings: SearchSettings | None = None):
-    self.folder = os.path.abspath(folder)
+  def __init__(self, ids, paths, vectors, scores: dict, outputs: dict, catalog_labels: dict,
+               embedding_task: str, settings: SearchSettings | None = None,
+               vector_index=None, root: str = "", manifest: dict | None = None):
     self.settings = settings or SearchSettings()
-    self.manifest = read_manifest(folder)
-    if not self.manifest.get("complete"):
-      raise ConfigError(f"--index={folder}: the build did not finish ({self.manifest.get('done', 0)}"
-                        f" of {self.manifest['count']} products); run the same index build "
+    self.ids = np.asarray(ids).astype(str)
+    self.paths = np.asarray(paths).astype(str)
+    self.vectors = np.ascontiguousarray(vectors, np.float32)
+    self.scores = scores  # Class and attribute tasks: [N, classes].
+    self.outputs = outputs  # Task name -> served output spec (serving.outputs).
+    self.catalog_labels = {c: np.asarray(v).astype(str) for c, v in catalog_labels.items()}
+    self.embedding_task = embedding_task
+    self.root = root
+    self.manifest = manifest or {}
+    self.row_of = {product_id: row for row, product_id in enumerate(self.ids)}
+    if len(self.row_of) != len(self.ids):
+      raise DataError("product ids repeat in the index; ids must be unique.")
+    self.top_class = {name: s.argmax(-1) for name, s in self.scores.items()
+                      if self.outputs[name]["form"] == "classes"}
+    self.vector_index = (vector_index if vector_index is not None
+                         else build_vector_index(self.vectors, self.settings))
+    if self.vector_index.ntotal != len(self.ids):
+      raise ConfigError(f"the vector index holds {self.vector_index.ntotal} vectors for "
+                        f"{len(self.ids)} products; rebuild it.")
+
+  @classmethod
+  def load(cls, folder: str, settings: SearchSettings | None = None) -> "CatalogIndex":
+    manifest = read_manifest(folder)
+    if not manifest.get("complete"):
+      raise ConfigError(f"--index={folder}: the build did not finish ({manifest.get('done', 0)}"
+                        f" of {manifest['count']} products); run the same index build "
                         "command again to resume it.")
-    self.outputs = artifact.output_specs(self.manifest["model"])
-    self.embedding_task = self.manifest["embedding_task"]
+    outputs = artifact.output_specs(manifest["model"])
     parts = []
-    for shard in range(self.manifest["shards"]):
+    for shard in range(manifest["shards"]):
       path = shard_path(folder, shard)
       try:
         with np.load(path, allow_pickle=False) as f:
@@ -125,28 +147,21 @@ class CatalogIndex:
         raise ConfigError(f"{path}: unreadable shard of the index ({e}); delete it and run "
                           "index build again to rewrite it.") from e
     join = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
-    self.ids = join("ids").astype(str)
-    self.paths = join("paths").astype(str)
-    self.vectors = np.ascontiguousarray(join("embeddings"), np.float32)
-    self.scores = {name: join(f"out/{name}") for name, spec in self.outputs.items()
-                   if spec["form"] in ("classes", "attributes")}
-    self.catalog_labels = {key[len("label/"):]: join(key).astype(str)
-                           for key in parts[0] if key.startswith("label/")}
-    self.row_of = {product_id: row for row, product_id in enumerate(self.ids)}
-    if len(self.row_of) != len(self.ids):
-      raise DataError(f"{folder}: product ids repeat; ids must be unique.")
-    self.top_class = {name: s.argmax(-1) for name, s in self.scores.items()
-                      if self.outputs[name]["form"] == "classes"}
+    vector_index = None
     vectors_path = os.path.join(folder, VECTORS)
-    faiss = _import_faiss()
     if os.path.exists(vectors_path):
-      self.vector_index = faiss.read_index(vectors_path)
-    else:
-      self.vector_index = build_vector_index(self.vectors, self.settings)
-    if self.vector_index.ntotal != len(self.ids):
-      raise ConfigError(f"{vectors_path} holds {self.vector_index.ntotal} vectors for "
-                        f"{len(self.ids)} products; delete it and run index build again.")
-    self.root = self.manifest.get("image_root", "")
+      try:
+        vector_index = _import_faiss().read_index(vectors_path)
+      except RuntimeError as e:  # FAISS reports a bad file this way.
+        raise ConfigError(f"{vectors_path}: unreadable ({e}); delete it and run index build "
+                          "again.") from e
+    return cls(join("ids"), join("paths"), join("embeddings"),
+               {name: join(f"out/{name}") for name, spec in outputs.items()
+                if spec["form"] in ("classes", "attributes")},
+               outputs,
+               {key[len("label/"):]: join(key) for key in parts[0] if key.startswith("label/")},
+               manifest["embedding_task"], settings, vector_index,
+               manifest.get("image_root", ""), manifest)
 
   def __len__(self) -> int:
     return len(self.ids)

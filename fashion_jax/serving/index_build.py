@@ -199,7 +199,7 @@ def build(model, table: Table, out: str, *, catalog: str, model_path: str,
   manifest["failed_this_run"] = failed
   # A loaded CatalogIndex builds the vector index when the file is missing.
   catalog_index.write_json_atomic(manifest_path, manifest)
-  loaded = catalog_index.CatalogIndex(out, settings)
+  loaded = catalog_index.CatalogIndex.load(out, settings)
   _write_vector_index(loaded, out)
   manifest["indexed"] = len(loaded)
   catalog_index.write_json_atomic(manifest_path, manifest)

@@ -72,7 +72,7 @@ def _load():
   from fashion_jax.serving import catalog_index
   if not FLAGS.index:
     raise errors.ConfigError("name the index with --index.")
-  return catalog_index.CatalogIndex(
+  return catalog_index.CatalogIndex.load(
       FLAGS.index, catalog_index.SearchSettings(exact_max=FLAGS.exact_max))
 
 

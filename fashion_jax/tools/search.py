@@ -89,7 +89,7 @@ def embed_files(model, paths, task: str, batch_size: int = 32):
 def query(index_path: str, images, k: int = 10, workdir: str = "", sheet: str = "",
           batch_size: int = 32, filters=()) -> list[dict]:
   from fashion_jax.serving import catalog_index
-  index = catalog_index.CatalogIndex(index_path)
+  index = catalog_index.CatalogIndex.load(index_path)
   model = index_model(index, workdir)
   task = index.embedding_task
   vectors, paths = embed_files(model, trained.list_images(images), task, batch_size)

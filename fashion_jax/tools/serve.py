@@ -38,7 +38,7 @@ def load(model_path: str, index_path: str = "", backend: str = "onnx",
   """(model, index or None), checked against each other; ConfigError names what failed."""
   from fashion_jax.serving import artifact, catalog_index
   model = artifact.load_model(model_path, backend, checkpoint)
-  index = catalog_index.CatalogIndex(index_path) if index_path else None
+  index = catalog_index.CatalogIndex.load(index_path) if index_path else None
   if index is not None:
     spec = artifact.output_specs(model.metadata).get(index.embedding_task)
     if spec is None or spec.get("dim") != index.vectors.shape[1]:
