@@ -26,6 +26,8 @@ from fashion_jax.serving import artifact, catalog_index, export, index_build, la
 from fashion_jax.tasks import task_config
 
 httpx = pytest.importorskip("httpx")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import page_screenshot  # noqa: E402
 
 
 def sample_image_paths(count):
@@ -110,6 +112,34 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "fl
   with np.load(tmp_path / "out.npz") as got:
     for name in want:
       np.testing.assert_allclose(got[name], want[name], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["convnext_test", "vit_test", "efficientnet_test", "resnet18"])
+def test_every_backbone_family_converts_to_onnx_with_the_same_features(name, tmp_path):
+  import jax
+  import ml_collections
+  import onnxruntime
+  from flax import nnx
+  from fashion_jax.models import heads
+  model_config = ml_collections.ConfigDict({"name": name, "width": 8, "conv": "xla"})
+  model = heads.build_model(model_config, [], {}, 0, image_size=64)
+  # Random parameters everywhere (zero-initialised residual gates would hide a branch).
+  params = nnx.state(model, nnx.Param)
+  leaves, treedef = jax.tree.flatten(params)
+  rng = np.random.RandomState(1)
+  nnx.update(model, jax.tree.unflatten(treedef, [
+      np.asarray(p) + rng.normal(0, 0.05, np.shape(p)).astype(np.float32) for p in leaves]))
+  graphdef, state = nnx.split(model)
+
+  def features(images):
+    return (nnx.merge(graphdef, state).backbone(images, False),)
+
+  images = np.random.RandomState(0).uniform(-2, 2, (2, 64, 64, 3)).astype(np.float32)
+  proto = export.onnx_model(features, 64, ["features"])
+  got = onnxruntime.InferenceSession(proto.SerializeToString()).run(None, {"images": images})[0]
+  want = np.asarray(jax.jit(features)(images)[0])
+  assert np.abs(want).max() > 1e-3  # Features that carry signal, not zeros.
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
 
 def test_export_refuses_to_overwrite_a_folder_that_is_not_an_export(workdir, tmp_path):
@@ -390,35 +420,20 @@ def test_serve_refuses_a_missing_model_or_damaged_index_at_start_up(exported, in
 
 # --- The web page, in a real browser ---
 def chromium_driver():
-  """Debian's chromium and chromedriver, named explicitly (Selenium Manager would try
-  to download a browser). Missing: skipped here, a failure under CI=true."""
-  binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-  if not binary or not driver:
+  """Debian's chromium; missing: skipped here, a failure under CI=true."""
+  browser = page_screenshot.open_browser()
+  if browser is None:
     if os.environ.get("CI") == "true":
       pytest.fail("Chromium is not installed: .ci/run installs chromium and chromium-driver.")
     pytest.skip("needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
-  from selenium import webdriver
-  from selenium.webdriver.chrome.service import Service
-  options = webdriver.ChromeOptions()
-  options.binary_location = binary
-  for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-               "--disable-dev-shm-usage"):
-    options.add_argument(flag)
-  return webdriver.Chrome(options=options, service=Service(driver))
+  return browser
 
 
 def test_web_page_tags_an_upload_and_searches_in_a_real_browser(service, tmp_path):
   from selenium.webdriver.common.by import By
-  from selenium.webdriver.support.ui import WebDriverWait
   browser = chromium_driver()
-  wait = WebDriverWait(browser, 60)
-  loaded = ("return [...document.querySelectorAll('#results img')].map("
-            "i => i.complete && i.naturalWidth > 0)")
   try:
-    browser.get(service.url + "/")
-    browser.find_element(By.ID, "file-input").send_keys(sample_image_paths(1)[0])
-    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#tags .tag-row")) > 0)
-    wait.until(lambda b: (lambda s: len(s) == 12 and all(s))(b.execute_script(loaded)))
+    wait, loaded = page_screenshot.upload_and_wait(browser, service.url, sample_image_paths(1)[0])
     tasks = {e.get_attribute("data-task")
              for e in browser.find_elements(By.CSS_SELECTOR, "#tags .tag-row")}
     assert tasks >= {"articleType", "gender"}

@@ -112,12 +112,16 @@ def _write_jax(infer, size: int, path: str, platforms) -> tuple[str, ...]:
   return exported.platforms
 
 
-def _write_onnx(infer, size: int, names, path: str) -> None:
+def onnx_model(fn, size: int, names):
+  """float32 images [batch, size, size, 3] -> outputs `names`, as an ONNX ModelProto."""
   from jax2onnx import to_onnx  # Lazy: the [serve] extra.
-  # One self-contained file, whatever the model's size (no .onnx.data sidecar).
-  to_onnx(infer, [("batch", size, size, 3)], model_name="fashion_jax",
-          return_mode="file", output_path=path, input_names=["images"],
-          output_names=list(names), export_mode="web")
+  model = to_onnx(fn, [("batch", size, size, 3)], model_name="fashion_jax",
+                  input_names=["images"], output_names=list(names))
+  # jax2onnx 0.17 annotates some intermediate NHWC/NCHW values with the other layout's
+  # shape; ONNX Runtime then refuses a broadcasting Add in deeper ResNets. The graph is
+  # right without the annotations (ONNX Runtime infers the shapes itself).
+  del model.graph.value_info[:]
+  return model
 
 
 def export_run(workdir: str, out: str, checkpoint: str = "best", ema: bool = False,
@@ -142,7 +146,8 @@ def export_run(workdir: str, out: str, checkpoint: str = "best", ema: bool = Fal
     meta["jax_platforms"] = list(_write_jax(infer, size, os.path.join(staging, artifact.JAX_FILE),
                                             platforms))
     if onnx:
-      _write_onnx(infer, size, names, os.path.join(staging, artifact.ONNX_FILE))
+      import onnx
+      onnx.save_model(onnx_model(infer, size, names), os.path.join(staging, artifact.ONNX_FILE))
     meta["files"] = sorted(os.listdir(staging))
     meta["exported_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds")
