@@ -9,6 +9,7 @@ to download a browser.
 """
 
 import argparse
+import os
 import shutil
 
 
@@ -34,7 +35,7 @@ def upload_and_wait(browser, url: str, photo: str, results: int = 12, timeout: f
   loaded = ("return [...document.querySelectorAll('#results img')].map("
             "i => i.complete && i.naturalWidth > 0)")
   browser.get(url + "/")
-  browser.find_element(By.ID, "file-input").send_keys(photo)
+  browser.find_element(By.ID, "file-input").send_keys(os.path.abspath(photo))
   wait = WebDriverWait(browser, timeout)
   wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#tags .tag-row")) > 0)
   wait.until(lambda b: (lambda s: len(s) == results and all(s))(b.execute_script(loaded)))
