@@ -60,6 +60,22 @@ def tiny_config(tasks=None, root: str = ""):
   return config
 
 
+def train_tool_run(path: str) -> str:
+  """A tiny trained workdir with every output form the tools and the service read: class
+  tasks (one a hierarchy child), an attribute task and an embedding."""
+  from fashion_jax import train
+  config = tiny_config(tasks={
+      "articleType": task_config("softmax", "articleType"),
+      "gender": task_config("softmax", "gender"),
+      "subCategory": task_config("softmax", "subCategory"),
+      "season": task_config("sigmoid", "season"),
+      "embedding": task_config("embedding", "articleType", dim=16),
+  })
+  config.hierarchy = "subCategory>articleType"
+  train.train_and_evaluate(config, path)
+  return path
+
+
 def run_main(workdir, *overrides, env=None):
   """`python -m fashion_jax.main` on configs/default.py shrunk as tiny_config, in a subprocess."""
   args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/default.py",

@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, read_sample_rows, tiny_config
-from fashion_jax import train, trained
+from conftest import REPO, read_sample_rows, train_tool_run
+from fashion_jax import trained
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact, catalog_index, export, index_build, label_search
-from fashion_jax.tasks import task_config
 
 httpx = pytest.importorskip("httpx")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -36,15 +35,7 @@ def sample_image_paths(count):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("run"))
-  config = tiny_config(tasks={
-      "articleType": task_config("softmax", "articleType"),
-      "gender": task_config("softmax", "gender"),
-      "season": task_config("sigmoid", "season"),
-      "embedding": task_config("embedding", "articleType", dim=16),
-  })
-  train.train_and_evaluate(config, path)
-  return path
+  return train_tool_run(str(tmp_path_factory.mktemp("run")))
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +65,8 @@ def live_outputs(workdir, images):
 def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, exported):
   meta = artifact.read_metadata(exported)
   assert {o["name"]: o["form"] for o in meta["outputs"]} == {
-      "articleType": "classes", "gender": "classes", "season": "attributes",
-      "embedding": "embedding"}
+      "articleType": "classes", "gender": "classes", "subCategory": "classes",
+      "season": "attributes", "embedding": "embedding"}
   assert set(meta["jax_platforms"]) == {"cpu", "cuda", "tpu"}
   images = np.stack([artifact.decode(open(p, "rb").read(), meta)
                      for p in sample_image_paths(6)])
@@ -155,7 +146,7 @@ def test_export_refuses_to_overwrite_a_folder_that_is_not_an_export(workdir, tmp
 def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
   index = catalog_index.CatalogIndex.load(index_dir)
   assert len(index) == index.manifest["count"] and index.manifest["shards"] == -(-len(index) // 16)
-  assert set(index.catalog_labels) == {"articleType", "gender", "season"}
+  assert set(index.catalog_labels) == {"articleType", "gender", "subCategory", "season"}
   hits = index.similar(index.vectors[:3], k=5)
   scores = index.vectors[:3] @ index.vectors.T
   for q, row in enumerate(hits):
@@ -196,7 +187,7 @@ def test_label_search_ranks_by_probability_and_scores_against_catalog_labels(ind
   column = index.scores["articleType"][:, 0]
   assert probabilities[0] == pytest.approx(column.max())
   scores = label_search.all_scores(index)
-  assert set(scores) == {"articleType", "gender"}
+  assert set(scores) == {"articleType", "gender", "subCategory"}
   present = len(set(index.catalog_labels["gender"]) & set(index.outputs["gender"]["classes"]))
   assert scores["gender"]["queries"] == present
   for values in scores.values():
@@ -288,7 +279,7 @@ def test_predict_returns_tags_attributes_and_embedding(service):
   response = httpx.post(f"{service.url}/predict?top_k=2&embedding=true", files=upload(path))
   assert response.status_code == 200, response.text
   body = response.json()
-  assert set(body["predictions"]) == {"articleType", "gender", "season"}
+  assert set(body["predictions"]) == {"articleType", "gender", "subCategory", "season"}
   assert len(body["predictions"]["articleType"]) == 2
   assert len(body["embeddings"]["embedding"]) == 16
   info = httpx.get(f"{service.url}/api/info").json()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, read_sample_rows, tiny_config
+from conftest import REPO, read_sample_rows, tiny_config, train_tool_run
 from fashion_jax import plots, train, trained
 from fashion_jax.tools import compare, evaluate, predict, search
 from fashion_jax.data.product_images import SAMPLE_DIR
@@ -21,17 +21,7 @@ from fashion_jax.tasks import sigmoid, task_config
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("run"))
-  config = tiny_config(tasks={
-      "articleType": task_config("softmax", "articleType"),
-      "gender": task_config("softmax", "gender"),
-      "subCategory": task_config("softmax", "subCategory"),
-      "season": task_config("sigmoid", "season"),
-      "embedding": task_config("embedding", "articleType", dim=16),
-  })
-  config.hierarchy = "subCategory>articleType"
-  train.train_and_evaluate(config, path)
-  return path
+  return train_tool_run(str(tmp_path_factory.mktemp("run")))
 
 
 def _png_size(path):

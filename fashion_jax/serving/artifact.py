@@ -53,20 +53,27 @@ def decode(data: bytes, metadata: dict) -> np.ndarray:
   return transforms.decode_image(data, image_size(metadata))
 
 
-def read_metadata(folder: str) -> dict:
-  path = os.path.join(folder, METADATA)
+def read_versioned_json(folder: str, name: str, fmt: str, version: int, what: str,
+                        remedy: str) -> dict:
+  """`folder/name`, a JSON file whose 'format' and 'version' must be `fmt` and `version`;
+  errors say what the folder should have been (`what`) and how to get one (`remedy`)."""
+  path = os.path.join(folder, name)
   try:
     with open(path) as f:
-      metadata = json.load(f)
+      value = json.load(f)
   except FileNotFoundError as e:
-    raise ConfigError(f"{folder}: not an exported model (no {METADATA}); write one with "
-                      "python -m fashion_jax.export --workdir=RUN --out=DIR.") from e
+    raise ConfigError(f"{folder}: not {what} (no {name}); {remedy}.") from e
   except (OSError, ValueError) as e:
-    raise ConfigError(f"{path}: unreadable ({e}); export the model again.") from e
-  if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
-    raise ConfigError(f"{path}: not a {FORMAT} v{VERSION} file (format "
-                      f"{metadata.get('format')!r}, version {metadata.get('version')!r}).")
-  return metadata
+    raise ConfigError(f"{path}: unreadable ({e}); {remedy}.") from e
+  if not isinstance(value, dict) or value.get("format") != fmt or value.get("version") != version:
+    raise ConfigError(f"{path}: not a {fmt} v{version} file; {remedy}.")
+  return value
+
+
+def read_metadata(folder: str) -> dict:
+  return read_versioned_json(folder, METADATA, FORMAT, VERSION, "an exported model",
+                             "write one with python -m fashion_jax.export --workdir=RUN "
+                             "--out=DIR")
 
 
 def write_metadata(folder: str, metadata: dict) -> None:

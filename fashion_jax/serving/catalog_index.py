@@ -51,18 +51,8 @@ def shard_path(folder: str, shard: int) -> str:
 
 
 def read_manifest(folder: str) -> dict:
-  path = os.path.join(folder, MANIFEST)
-  try:
-    with open(path) as f:
-      manifest = json.load(f)
-  except FileNotFoundError as e:
-    raise ConfigError(f"--index={folder}: not a catalog index (no {MANIFEST}); build one "
-                      "with python -m fashion_jax.index build.") from e
-  except (OSError, ValueError) as e:
-    raise ConfigError(f"{path}: unreadable ({e}); rebuild the index.") from e
-  if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-    raise ConfigError(f"{path}: not a {FORMAT} v{VERSION} manifest.")
-  return manifest
+  return artifact.read_versioned_json(folder, MANIFEST, FORMAT, VERSION, "a catalog index",
+                                      "build one with python -m fashion_jax.index build")
 
 
 def write_json_atomic(path: str, value: dict) -> None:
