@@ -60,7 +60,8 @@ def run_size(size: int, args) -> list[dict]:
       0.05 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
   queries /= np.linalg.norm(queries, axis=1, keepdims=True)
   start = time.perf_counter()
-  settings = catalog_index.SearchSettings(exact_max=args.exact_max, ef_search=args.ef_search)
+  settings = catalog_index.SearchSettings(exact_max=args.exact_max, ef_search=args.ef_search,
+                                          exact_filtered_max=args.exact_filtered_max)
   index = catalog_index.CatalogIndex(
       np.arange(size).astype(str), np.full(size, ""), vectors, {}, {}, {"group": group},
       "embedding", settings)
@@ -76,7 +77,7 @@ def run_size(size: int, args) -> list[dict]:
     scores = all_scores if mask is None else np.where(mask, all_scores, -np.inf)
     exact = top_k(scores, 10)
     found = index.similar(queries, 10, filters)
-    path = kind if mask is None or mask.sum() > settings.exact_max or kind == "exact" \
+    path = kind if mask is None or mask.sum() > settings.exact_filtered_max or kind == "exact" \
         else "exact (filtered set)"
     single = percentiles(lambda: index.similar(queries[:1], 10, filters), args.calls)
     batched = percentiles(lambda: index.similar(queries[:args.batch], 10, filters),
@@ -97,6 +98,7 @@ def main():
   parser.add_argument("--calls", type=int, default=100)
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--exact_max", type=int, default=100_000)
+  parser.add_argument("--exact_filtered_max", type=int, default=20_000)
   parser.add_argument("--ef_search", type=int, default=128)
   args = parser.parse_args()
   rows = []

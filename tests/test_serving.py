@@ -167,7 +167,8 @@ def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
 
 def test_hnsw_index_with_filters_matches_exact_search_on_a_small_catalog(index_dir):
   exact = catalog_index.CatalogIndex.load(index_dir)
-  approximate = catalog_index.CatalogIndex.load(index_dir, catalog_index.SearchSettings(exact_max=8))
+  approximate = catalog_index.CatalogIndex.load(
+      index_dir, catalog_index.SearchSettings(exact_max=8, exact_filtered_max=4))
   approximate.vector_index = catalog_index.build_vector_index(approximate.vectors,
                                                               approximate.settings)
   assert hasattr(approximate.vector_index, "hnsw")

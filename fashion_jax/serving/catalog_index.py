@@ -15,9 +15,9 @@ embeddings, every head's outputs, catalog labels, a fixed number of products eac
 written atomically, so an interrupted build resumes where it stopped) and vectors.faiss.
 
 FAISS: an exact inner-product index up to `exact_max` products, HNSW beyond. Filtered
-searches that keep few enough products (`exact_max` or fewer) are exact over those
-products; larger ones search the HNSW graph with a selector and a search depth scaled
-by how much the filter removes. Needs numpy and faiss-cpu: no JAX.
+searches that keep few enough products (`exact_filtered_max` or fewer) are exact over
+those products; larger ones search the HNSW graph with a selector and a search depth
+scaled by how much the filter removes (docs/serving.md has the recall and latency). Needs numpy and faiss-cpu: no JAX.
 """
 
 import dataclasses
@@ -39,7 +39,8 @@ CATALOG_PREFIX = "catalog."
 
 @dataclasses.dataclass
 class SearchSettings:
-  exact_max: int = 100_000  # Up to this many products (or filtered ones): exact search.
+  exact_max: int = 100_000  # Up to this many products: an exact index.
+  exact_filtered_max: int = 20_000  # Filtered searches keeping this many or fewer: exact.
   hnsw_m: int = 32  # Graph degree of the approximate index.
   ef_construction: int = 80
   ef_search: int = 128  # Search depth (recall vs latency) without filters.
@@ -207,7 +208,7 @@ class CatalogIndex:
       kept = np.flatnonzero(mask)
       if len(kept) == 0:
         return [[] for _ in queries]
-      if len(kept) <= self.settings.exact_max or self._is_exact():
+      if len(kept) <= self.settings.exact_filtered_max or self._is_exact():
         scores = queries @ self.vectors[kept].T
         order = _top_k(scores, k)
         rows, scores = kept[order], np.take_along_axis(scores, order, 1)
@@ -230,8 +231,9 @@ class CatalogIndex:
     if mask is not None:
       bits = np.packbits(mask, bitorder="little")
       params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-      # Fewer eligible products -> a deeper search keeps as many of them in reach.
-      ef = int(min(self.settings.max_ef_search, ef * max(1.0, 0.1 / max(mask.mean(), 1e-9))))
+      # The graph walk passes over excluded products: a filter keeping a fraction f of
+      # the catalog needs about 1/f times the depth to meet as many eligible ones.
+      ef = int(min(self.settings.max_ef_search, ef / max(mask.mean(), 1e-9)))
     params.efSearch = max(ef, k)
     scores, rows = self.vector_index.search(queries, k, params=params)
     return scores, rows
