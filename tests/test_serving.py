@@ -228,6 +228,22 @@ def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_p
     index_build.build(counted, table, out, **{**kwargs, "catalog": "split:val"})
 
 
+def test_index_build_command_splits_batches_over_devices(workdir, index_dir, tmp_path):
+  out = tmp_path / "index"
+  result = subprocess.run(
+      [sys.executable, "-m", "fashion_jax.index", "build", f"--model={workdir}",
+       "--checkpoint=latest", "--catalog=split:test", f"--out={out}", "--batch_size=7"],
+      capture_output=True, text=True, timeout=300, cwd=REPO,
+      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout.strip().splitlines()[-1])["complete"]
+  live, onnx = catalog_index.CatalogIndex.load(str(out)), catalog_index.CatalogIndex.load(index_dir)
+  assert list(live.ids) == list(onnx.ids)
+  np.testing.assert_allclose(live.vectors, onnx.vectors, atol=1e-4)
+  for name in onnx.scores:
+    np.testing.assert_allclose(live.scores[name], onnx.scores[name], atol=1e-4)
+
+
 # --- HTTP service ---
 def free_port() -> int:
   with socket.socket() as s:

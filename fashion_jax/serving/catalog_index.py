@@ -40,7 +40,7 @@ CATALOG_PREFIX = "catalog."
 @dataclasses.dataclass
 class SearchSettings:
   exact_max: int = 100_000  # Up to this many products: an exact index.
-  exact_filtered_max: int = 20_000  # Filtered searches keeping this many or fewer: exact.
+  exact_filtered_max: int = 200_000  # Filtered searches keeping this many or fewer: exact.
   hnsw_m: int = 32  # Graph degree of the approximate index.
   ef_construction: int = 80
   ef_search: int = 128  # Search depth (recall vs latency) without filters.
@@ -204,16 +204,10 @@ class CatalogIndex:
       mask[exclude] = False
     if mask is None:
       scores, rows = self._search(queries, k, None)
+    elif not mask.any():
+      return [[] for _ in queries]
     else:
-      kept = np.flatnonzero(mask)
-      if len(kept) == 0:
-        return [[] for _ in queries]
-      if len(kept) <= self.settings.exact_filtered_max or self._is_exact():
-        scores = queries @ self.vectors[kept].T
-        order = _top_k(scores, k)
-        rows, scores = kept[order], np.take_along_axis(scores, order, 1)
-      else:
-        scores, rows = self._search(queries, k, mask)
+      scores, rows = self._search(queries, k, mask)
     return [[(int(r), float(s)) for r, s in zip(row, score) if r >= 0]
             for row, score in zip(rows, scores)]
 
@@ -223,20 +217,25 @@ class CatalogIndex:
   def _search(self, queries, k, mask):
     faiss = _import_faiss()
     k = min(k, len(self))
-    if self._is_exact():
-      if mask is None:
-        return self.vector_index.search(queries, k)
-    ef = self.settings.ef_search
-    params = faiss.SearchParametersHNSW()
-    if mask is not None:
-      bits = np.packbits(mask, bitorder="little")
-      params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-      # The graph walk passes over excluded products: a filter keeping a fraction f of
-      # the catalog needs about 1/f times the depth to meet as many eligible ones.
-      ef = int(min(self.settings.max_ef_search, ef / max(mask.mean(), 1e-9)))
-    params.efSearch = max(ef, k)
-    scores, rows = self.vector_index.search(queries, k, params=params)
-    return scores, rows
+    if mask is None and self._is_exact():
+      return self.vector_index.search(queries, k)
+    if mask is None:
+      params = faiss.SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
+      return self.vector_index.search(queries, k, params=params)
+    bits = np.packbits(mask, bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+    kept = int(mask.sum())
+    if self._is_exact() or kept <= self.settings.exact_filtered_max:
+      # Exact over the kept products: the flat vectors (the HNSW index's own storage)
+      # scanned with the selector, without copying the kept rows out.
+      flat = (self.vector_index if self._is_exact()
+              else faiss.downcast_index(self.vector_index.storage))
+      return flat.search(queries, k, params=faiss.SearchParameters(sel=selector))
+    # The graph walk passes over excluded products: a filter keeping a fraction f of
+    # the catalog needs about 1/f times the depth to meet as many eligible ones.
+    ef = int(min(self.settings.max_ef_search, self.settings.ef_search * len(mask) / kept))
+    params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
+    return self.vector_index.search(queries, k, params=params)
 
   def by_label(self, task: str, label: str, k: int = 10, filters=()
                ) -> list[tuple[int, float]]:

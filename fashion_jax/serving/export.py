@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fashion_jax import trained
+from fashion_jax import parallel, trained
 from fashion_jax.data import product_images
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact
@@ -54,25 +54,31 @@ def inference_function(run: trained.TrainedRun):
   return infer
 
 
-def _bucket(n: int) -> int:
-  """Batch sizes are padded to powers of two: a handful of compiled shapes serve all."""
-  return 1 << max(0, int(n - 1).bit_length())
+def _bucket(n: int, devices: int) -> int:
+  """Batch sizes are padded to powers of two (at least one image per device): a handful
+  of compiled shapes serve all."""
+  return max(1 << max(0, int(n - 1).bit_length()), devices)
 
 
 class LiveModel:
-  """A training workdir's model, jitted (XLA path), behind the serving interface."""
+  """A training workdir's model, jitted (XLA path) with the batch split over every
+  device of the run's mesh, behind the serving interface."""
 
   def __init__(self, workdir: str, checkpoint: str = "best", ema: bool = False):
     self.run = trained.load(workdir, checkpoint, ema, conv="xla")
     self.metadata = metadata(self.run)
     self.names = [t.name for t in self.run.tasks]
-    self._fn = jax.jit(inference_function(self.run))
+    self._fn = jax.jit(inference_function(self.run),
+                       out_shardings=parallel.replicated(self.run.mesh))
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     n = len(images)
-    padded = np.zeros((_bucket(n), *images.shape[1:]), np.float32)
+    devices = self.run.mesh.devices.size
+    padded = np.zeros((-(-_bucket(n, devices) // devices) * devices, *images.shape[1:]),
+                      np.float32)
     padded[:n] = images
-    return {name: np.asarray(v)[:n] for name, v in zip(self.names, self._fn(padded))}
+    values = self._fn(parallel.shard_batch(padded, self.run.mesh))
+    return {name: np.asarray(v)[:n] for name, v in zip(self.names, values)}
 
 
 class JaxExportModel:
