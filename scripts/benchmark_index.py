@@ -97,9 +97,10 @@ def main():
   parser.add_argument("--queries", type=int, default=200)
   parser.add_argument("--calls", type=int, default=100)
   parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--exact_max", type=int, default=100_000)
-  parser.add_argument("--exact_filtered_max", type=int, default=20_000)
-  parser.add_argument("--ef_search", type=int, default=128)
+  defaults = catalog_index.SearchSettings()  # The service's own settings.
+  parser.add_argument("--exact_max", type=int, default=defaults.exact_max)
+  parser.add_argument("--exact_filtered_max", type=int, default=defaults.exact_filtered_max)
+  parser.add_argument("--ef_search", type=int, default=defaults.ef_search)
   args = parser.parse_args()
   rows = []
   for size in (int(s) for s in args.sizes.split(",")):
