@@ -70,14 +70,17 @@ def _pick_step(checkpoints, which: str, workdir: str) -> int:
 
 
 def load(workdir: str, checkpoint: str = "best", ema: bool = False,
-         conv: str = "") -> TrainedRun:
+         computed_as: dict | None = None) -> TrainedRun:
   """Restores the model of `workdir` at the chosen checkpoint (best, latest or a step);
-  `ema` selects its exponential moving average of the weights instead; `conv` replaces
-  config.model.conv (the same function and weights, computed another way)."""
+  `ema` selects its exponential moving average of the weights instead. `computed_as`
+  replaces config.model fields that change how, not what, the model computes (the
+  same weights): `conv`, `dtype`."""
   workdir = os.path.abspath(workdir)
   config = workdir_lib.read_config(workdir)
-  if conv:
-    config.model.conv = conv
+  unknown = set(computed_as or {}) - {"conv", "dtype"}
+  if unknown:
+    raise ConfigError(f"computed_as: {sorted(unknown)} would change the model itself.")
+  config.model.update(computed_as or {})
   if ema and not config.get("ema_decay", 0.0):
     raise ConfigError(f"{workdir} was trained without an EMA (config.ema_decay = 0).")
   tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)

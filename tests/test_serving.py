@@ -133,6 +133,30 @@ def test_every_backbone_family_converts_to_onnx_with_the_same_features(name, tmp
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
 
+def test_a_bfloat16_model_exports_float32_outputs(workdir, tmp_path):
+  run = tmp_path / "bf16_run"
+  shutil.copytree(workdir, run)  # The same float32 parameters, computed in bfloat16.
+  config = json.loads((run / "config.json").read_text())
+  config["model"]["dtype"] = "bfloat16"
+  (run / "config.json").write_text(json.dumps(config))
+  meta = export.export_run(str(run), str(tmp_path / "f32"), checkpoint="latest")
+  assert meta["compute_dtype"] == "float32" and meta["source"]["dtype"] == "bfloat16"
+  with pytest.raises(ConfigError, match="jax.export only"):
+    export.export_run(str(run), str(tmp_path / "x"), checkpoint="latest", dtype="model")
+  export.export_run(str(run), str(tmp_path / "bf16"), checkpoint="latest", dtype="model",
+                    onnx=False)
+  images = np.stack([artifact.decode(open(p, "rb").read(), meta)
+                     for p in sample_image_paths(4)]).astype(np.float32)
+  full = artifact.OnnxModel(str(tmp_path / "f32"))(images)
+  half = export.JaxExportModel(str(tmp_path / "bf16"))(images)
+  want = live_outputs(workdir, images.astype(np.uint8))
+  for name in want:
+    assert full[name].dtype == half[name].dtype == np.float32
+    np.testing.assert_allclose(full[name], want[name], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(half[name], want[name], atol=5e-2, rtol=0)
+  assert max(np.abs(half[n] - want[n]).max() for n in want) > 0  # Computed in bfloat16.
+
+
 def test_export_refuses_to_overwrite_a_folder_that_is_not_an_export(workdir, tmp_path):
   (tmp_path / "keep").mkdir()
   (tmp_path / "keep" / "notes.txt").write_text("mine")

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fashion_jax import parallel, trained
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import product_images
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact
@@ -29,13 +30,14 @@ def metadata(run: trained.TrainedRun) -> dict:
   return {
       "format": artifact.FORMAT, "version": artifact.VERSION,
       "source": {"workdir": run.workdir, "checkpoint_step": int(run.step), "ema": run.ema,
-                 "model": run.config.model.name, "dtype": run.config.model.get("dtype",
-                                                                               "float32")},
+                 "model": run.config.model.name,
+                 "dtype": workdir_lib.read_config(run.workdir).model.get("dtype", "float32")},
       "input": {"name": "images", "dtype": "float32", "shape": ["batch", size, size, 3],
                 "image_size": size, "channels": "RGB", "range": [0, 255],
                 "preprocess": "aspect kept: the longer side resized to image_size "
                               "(bilinear), centred, padded with white (255)"},
       "outputs": [{"name": t.name, **t.spec.served_output(t)} for t in run.tasks],
+      "compute_dtype": run.config.model.get("dtype", "float32"),
       "test_time_flip": run.flip,
   }
 
@@ -60,12 +62,20 @@ def _bucket(n: int, devices: int) -> int:
   return max(1 << max(0, int(n - 1).bit_length()), devices)
 
 
+def computed_as(dtype: str) -> dict:
+  """How exported and served models compute: XLA's convolution, and `dtype` ('model':
+  the training dtype; the float32 default runs everywhere: ONNX Runtime has no
+  bfloat16 convolution on CPU)."""
+  return {"conv": "xla", **({} if dtype == "model" else {"dtype": dtype})}
+
+
 class LiveModel:
   """A training workdir's model, jitted (XLA path) with the batch split over every
   device of the run's mesh, behind the serving interface."""
 
-  def __init__(self, workdir: str, checkpoint: str = "best", ema: bool = False):
-    self.run = trained.load(workdir, checkpoint, ema, conv="xla")
+  def __init__(self, workdir: str, checkpoint: str = "best", ema: bool = False,
+               dtype: str = "model"):
+    self.run = trained.load(workdir, checkpoint, ema, computed_as(dtype))
     self.metadata = metadata(self.run)
     self.names = [t.name for t in self.run.tasks]
     self._fn = jax.jit(inference_function(self.run),
@@ -131,16 +141,22 @@ def onnx_model(fn, size: int, names):
 
 
 def export_run(workdir: str, out: str, checkpoint: str = "best", ema: bool = False,
-               onnx: bool = True, platforms=DEFAULT_PLATFORMS) -> dict:
+               onnx: bool = True, platforms=DEFAULT_PLATFORMS, dtype: str = "float32") -> dict:
   """Writes the export folder `out` (see serving.artifact); returns its metadata.
 
   The files are written to a temporary folder next to `out` and moved into place at
-  the end, so an interrupted export never leaves a half-written model behind. The
+  the end, so an interrupted export never leaves a half-written model behind. `dtype`:
+  what the exported network computes in (float32 by default, whatever it trained in;
+  'model' keeps the training dtype, for jax.export only if that is not float32). The
   exported functions are checked against the live model on sample photos; the largest
   absolute differences are recorded in the metadata ('parity').
   """
   started = time.time()
-  run = trained.load(workdir, checkpoint, ema, conv="xla")
+  run = trained.load(workdir, checkpoint, ema, computed_as(dtype))
+  if onnx and run.config.model.get("dtype", "float32") != "float32":
+    raise ConfigError(f"--dtype={dtype}: {run.config.model.dtype} models export to "
+                      "jax.export only (ONNX Runtime has no bfloat16 convolution on CPU); "
+                      "use --dtype=float32 or --noonnx.")
   infer = inference_function(run)
   size = int(run.config.data.image_size)
   names = [t.name for t in run.tasks]

@@ -25,6 +25,9 @@ def _define_flags():
   flags.DEFINE_string("checkpoint", "best", f"Which checkpoint: {trained.CHECKPOINT_CHOICES}.")
   flags.DEFINE_bool("ema", False, "Export the EMA weights (runs with config.ema_decay > 0).")
   flags.DEFINE_bool("onnx", True, "Also write model.onnx.")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "model"], "What the exported network "
+                    "computes in: float32 whatever it trained in (every runtime), or the "
+                    "training dtype ('model'; with bfloat16, jax.export only).")
   flags.DEFINE_list("platforms", ["cpu", "cuda", "tpu"], "jax.export target platforms.")
 
 
@@ -32,7 +35,7 @@ def main(argv):
   del argv
   from fashion_jax.serving import export  # jax2onnx loads only when exporting.
   meta = export.export_run(FLAGS.workdir, FLAGS.out, FLAGS.checkpoint, FLAGS.ema, FLAGS.onnx,
-                           FLAGS.platforms)
+                           FLAGS.platforms, FLAGS.dtype)
   print(json.dumps({"out": FLAGS.out, "files": meta["files"], "parity": meta["parity"],
                     "seconds": meta["export_seconds"]}))
   return 0
