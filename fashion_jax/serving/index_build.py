@@ -197,7 +197,11 @@ def build(model, table: Table, out: str, *, catalog: str, model_path: str,
     return manifest
   manifest.update(complete=True, done=count)
   manifest["failed_this_run"] = failed
-  # A loaded CatalogIndex builds the vector index when the file is missing.
+  # A loaded CatalogIndex builds the vector index when the file is missing; one left by an
+  # earlier build may not match the shards any more.
+  vectors_path = os.path.join(out, VECTORS)
+  if os.path.exists(vectors_path):
+    os.remove(vectors_path)
   catalog_index.write_json_atomic(manifest_path, manifest)
   loaded = catalog_index.CatalogIndex.load(out, settings)
   _write_vector_index(loaded, out)
