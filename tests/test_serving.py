@@ -80,7 +80,7 @@ def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, expor
   assert max(max(v.values()) for v in meta["parity"].values()) < 1e-4
 
 
-def test_onnx_inference_runs_where_jax_cannot_be_imported(workdir, exported, tmp_path):
+def test_onnx_inference_index_and_service_run_where_jax_cannot_be_imported(workdir, exported, tmp_path):
   paths = sample_image_paths(3)
   script = f"""
 import sys, json
@@ -91,6 +91,13 @@ from fashion_jax.serving import artifact
 model = artifact.OnnxModel({exported!r})
 images = np.stack([artifact.decode(open(p, "rb").read(), model.metadata) for p in {paths!r}])
 np.savez({str(tmp_path / "out.npz")!r}, **model(images.astype(np.float32)))
+# The index of a folder of photos and the service need no JAX either.
+from fashion_jax.serving import app, catalog_index, index_build, models
+model = models.load_model({exported!r})
+table = index_build.read_catalog({os.path.dirname(paths[0])!r})
+index_build.build(model, table, {str(tmp_path / "index")!r}, catalog="photos",
+                  model_path={exported!r})
+app.create_app(model, catalog_index.CatalogIndex.load({str(tmp_path / "index")!r}))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "flax"))))
 """
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""An exported model on disk, and loading any servable model behind one interface.
+"""An exported model on disk: its files, its metadata, and running it with ONNX Runtime.
 
 An export folder (written by `python -m fashion_jax.export`) holds:
 
@@ -28,7 +28,6 @@ VERSION = 1
 METADATA = "metadata.json"
 ONNX_FILE = "model.onnx"
 JAX_FILE = "model.jax_export"
-BACKENDS = ("onnx", "jax")
 
 
 class Model(Protocol):
@@ -108,19 +107,3 @@ class OnnxModel:
 
 def is_export(path: str) -> bool:
   return os.path.exists(os.path.join(path, METADATA))
-
-
-def load_model(path: str, backend: str = "onnx", checkpoint: str = "best") -> Model:
-  """An export folder (run by `backend`: ONNX Runtime, or JAX's deserialized export)
-  or a training workdir (its live model, `checkpoint`), behind the Model interface."""
-  if backend not in BACKENDS:
-    raise ConfigError(f"--backend={backend!r}: expected one of {BACKENDS}.")
-  if not os.path.isdir(path):
-    raise ConfigError(f"--model={path}: no such folder (an export or a training workdir).")
-  if not is_export(path):
-    from fashion_jax.serving import export  # JAX, for a workdir only.
-    return export.LiveModel(path, checkpoint)
-  if backend == "onnx":
-    return OnnxModel(path)
-  from fashion_jax.serving import export
-  return export.JaxExportModel(path)

@@ -25,7 +25,7 @@ _IMAGE_SUFFIX = {b"\xff\xd8": ".jpg", b"\x89P": ".png", b"GI": ".gif", b"RI": ".
 
 
 def folder_table(folder: str) -> Table:
-  from fashion_jax.trained import IMAGE_EXTENSIONS
+  from fashion_jax.data.catalog import IMAGE_EXTENSIONS
   paths = []
   for root, _, names in sorted(os.walk(folder)):
     paths += [os.path.join(root, n) for n in sorted(names)

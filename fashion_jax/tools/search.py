@@ -57,12 +57,12 @@ def build_index(workdir: str, images: str, out: str, task_name: str = "",
 def index_model(index, workdir: str = ""):
   """The model that built `index` (its workdir at the same step, or its export), or the
   model of `workdir` instead."""
-  from fashion_jax.serving import artifact, export
+  from fashion_jax.serving import artifact, export, models
   if workdir:
     return export.LiveModel(workdir, str(index.manifest["model"]["source"]["checkpoint_step"]))
   path = index.manifest["model_path"]
   if artifact.is_export(path):
-    return artifact.load_model(path)
+    return models.load_model(path)
   return export.LiveModel(path, str(index.manifest["model"]["source"]["checkpoint_step"]))
 
 
