@@ -257,17 +257,24 @@ def read_labelled(config, tasks, vocabs, dataset: str, split: str) -> tuple[Spli
   vocabularies (a trained run's): labels outside them are masked, and listed in the
   returned DataReport. For scoring a trained model on its own or any other labelled data.
   """
+  table, report, dataset_config = read_split_table(config, tasks, dataset, split)
+  data = encode_split(table, tasks, vocabs, dataset)
+  if dataset_config.crop_to_box and table.boxes is not None:
+    data.box_margin = float(dataset_config.box_margin)
+  _report_unknown_labels(data, [t for t in tasks if t.dataset == dataset], split, report)
+  return data, report
+
+
+def read_split_table(config, tasks, dataset: str, split: str):
+  """(the rows of one split of a configured dataset, or 'all' of them, unencoded; its
+  DataReport; the resolved dataset config): the split is the one training drew."""
   where = f"config.datasets.{dataset}"
   dataset_config = sources.resolve_dataset_config(config.datasets[dataset], where)
   table, report = read_table(config, dataset, dataset_config, tasks)
   if split != "all":
     stratify = stratify_column(dataset_config, tasks, dataset)
     table = table.subset(split_rows(table, dataset_config, where, stratify)[split])
-  data = encode_split(table, tasks, vocabs, dataset)
-  if dataset_config.crop_to_box and table.boxes is not None:
-    data.box_margin = float(dataset_config.box_margin)
-  _report_unknown_labels(data, [t for t in tasks if t.dataset == dataset], split, report)
-  return data, report
+  return table, report, dataset_config
 
 
 def read_table(config, name: str, dataset_config, tasks):

@@ -58,14 +58,7 @@ def split_table(workdir: str, spec: str) -> Table:
   if split not in ("train", "val", "test", "all"):
     raise ConfigError(f"--catalog={spec}: the split must be train, val, test or all.")
   tasks = labelled.resolve_datasets(tasks_lib.parse_tasks(config.tasks), config.datasets)
-  dataset_config = labelled.sources.resolve_dataset_config(config.datasets[dataset],
-                                                           f"config.datasets.{dataset}")
-  table, _ = labelled.read_table(config, dataset, dataset_config, tasks)
-  if split != "all":
-    stratify = labelled.stratify_column(dataset_config, tasks, dataset)
-    table = table.subset(labelled.split_rows(table, dataset_config,
-                                             f"config.datasets.{dataset}", stratify)[split])
-  return table
+  return labelled.read_split_table(config, tasks, dataset, split)[0]
 
 
 def read_catalog(catalog: str, workdir: str = "") -> Table:
@@ -100,7 +93,7 @@ def _image_root(table: Table, out: str) -> str:
 
 
 def _write_shard(model, table: Table, rows: np.ndarray, out: str, shard: int,
-                 batch_size: int, progress) -> int:
+                 batch_size: int, embedding: str, progress) -> int:
   """Runs the model over `rows`; returns how many images could not be read (skipped)."""
   metadata = model.metadata
   specs = artifact.output_specs(metadata)
@@ -124,7 +117,6 @@ def _write_shard(model, table: Table, rows: np.ndarray, out: str, shard: int,
   kept = np.asarray(kept, np.int64)
   arrays = {"ids": np.asarray([str(table.ids[r]) for r in kept]),
             "paths": np.asarray([_image_file(table, r, out) for r in kept])}
-  embedding = catalog_index_embedding_task(metadata)
   for name, spec in specs.items():
     width = spec.get("dim") or len(spec.get("classes", ())) or 1
     stacked = (np.concatenate(outputs[name]) if outputs[name]
@@ -190,7 +182,7 @@ def build(model, table: Table, out: str, *, catalog: str, model_path: str,
             desc=f"indexing {catalog}", unit="img", disable=None) as progress:
     for shard in mine:
       rows = np.arange(shard * shard_size, min(count, (shard + 1) * shard_size))
-      failed += _write_shard(model, table, rows, out, shard, batch_size, progress)
+      failed += _write_shard(model, table, rows, out, shard, batch_size, task, progress)
   missing = [s for s in range(shards) if not os.path.exists(catalog_index.shard_path(out, s))]
   manifest["done"] = count - sum(min(shard_size, count - s * shard_size) for s in missing)
   if missing:  # Other workers' shards are still to come.
