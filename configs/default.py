@@ -69,6 +69,10 @@ def get_config() -> ml_collections.ConfigDict:
   # (comma-separated chains). Parents of each class are learned from the training split;
   # evaluate reports how often predictions agree with them.
   config.hierarchy = ""
+  # 'bottom_up': a parent task's probabilities are multiplied by its child task's summed
+  # over the parent's children (hierarchy.decode), in every prediction (evaluate, predict,
+  # exports); training is unchanged. 'none': each head on its own.
+  config.hierarchy_decoding = "none"
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw",  # adamw | sgd

@@ -15,25 +15,26 @@ import jax
 import numpy as np
 from flax import nnx
 
-from fashion_jax import parallel
+from fashion_jax import hierarchy, parallel
 from fashion_jax.data import bad_samples as bad_samples_lib
 from fashion_jax.data import pipeline
 
 
 def eval_step(graphdef, state, batch, *, tasks, with_outputs: bool = False,
-              use_ema: bool = False, flip: bool = False):
+              use_ema: bool = False, flip: bool = False, decode: tuple = ()):
   """Per-task eval statistics of one batch (summed or collected by the caller), and
   with `with_outputs` also the heads' raw outputs. `use_ema` scores the EMA weights;
-  `flip` averages each image with its mirror image (config.test_time_flip)."""
+  `flip` averages each image with its mirror image (config.test_time_flip); `decode`
+  are `hierarchy.decoding_links` (config.hierarchy_decoding)."""
   model = nnx.merge(graphdef, state).scored_model(use_ema)
-  outputs = model.predict(batch["image"], flip)
+  outputs = hierarchy.decode(model.predict(batch["image"], flip), decode)
   stats = {t.name: t.spec.eval_stats(t, outputs[t.name], batch["labels"][t.name],
                                      batch["masks"][t.name], batch["roles"]) for t in tasks}
   return (stats, {t.name: outputs[t.name] for t in tasks}) if with_outputs else stats
 
 
 def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
-                       use_ema: bool = False, flip: bool = False):
+                       use_ema: bool = False, flip: bool = False, decode: tuple = ()):
   """Per dataset: (jitted eval step scoring that dataset's tasks, those tasks)."""
   steps = {}
   for dataset in dict.fromkeys(t.dataset for t in tasks):
@@ -41,7 +42,7 @@ def compile_eval_steps(graphdef, tasks, mesh, with_outputs: bool = False,
     # Replicated outputs: every process can read the per-sample rows (embeddings,
     # scores) that retrieval and mAP need, also when the batch spans several hosts.
     step = functools.partial(eval_step, graphdef, tasks=own, with_outputs=with_outputs,
-                             use_ema=use_ema, flip=flip)
+                             use_ema=use_ema, flip=flip, decode=decode)
     steps[dataset] = (jax.jit(step, out_shardings=parallel.replicated(mesh)), own)
   return steps
 

@@ -3,11 +3,17 @@
 `config.hierarchy` names chains of task names, comma-separated chains of '>'-joined
 names. Which parent class each child class belongs to is learned from the training
 split: the parent label it co-occurs with most often.
+
+`config.hierarchy_decoding = 'bottom_up'` lets each parent task's prediction also use its
+child task's evidence (`decode`): inside the model's inference function, so evaluate,
+predict, exported models and the service all score the same decoded probabilities.
 """
 
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fashion_jax import workdir as workdir_lib
@@ -113,3 +119,57 @@ def consistent(parent_probabilities: np.ndarray, child_probabilities: np.ndarray
   total = masked.sum(-1, keepdims=True)
   masked = np.where(total > 0, masked / np.maximum(total, 1e-30), child_probabilities)
   return masked, chosen
+
+
+DECODINGS = ("none", "bottom_up")
+
+
+def check_decoding(name: str, where: str = "config.hierarchy_decoding") -> None:
+  if name not in DECODINGS:
+    raise ConfigError(f"{where}={name!r} is not one of {DECODINGS}.")
+
+
+def decoding_links(learned: dict, decoding: str) -> tuple:
+  """Static (child task, parent task, parent id of each child class) links for `decode`,
+  every child before its own parent (leaf-most first), or () for decoding 'none'."""
+  check_decoding(decoding)
+  if decoding == "none":
+    return ()
+  pending = {child: (v["parent"], tuple(int(p) for p in v["parents"]))
+             for child, v in learned.items()}
+  links = []
+  while pending:
+    # A child that is nobody's parent among the pending links goes first.
+    ready = sorted(c for c in pending if c not in {p for p, _ in pending.values()})
+    if not ready:
+      raise ConfigError(f"config.hierarchy links {sorted(pending)} in a cycle.")
+    for child in ready:
+      links.append((child, *pending.pop(child)))
+  return tuple(links)
+
+
+def decode(outputs: dict, links: tuple) -> dict:
+  """Parent tasks' logits combined with their child tasks' evidence (product of experts):
+
+      log P'(parent) = log P(parent) + log sum_{c: parent(c) = parent} P'(c)
+
+  leaf-most first, so the root also hears the leaves through the middle. The child
+  task's own outputs are left as they are. A parent class no child class belongs to
+  keeps its own probability as the missing evidence. Written with a constant matrix
+  product (no scatter), so the decoded model exports to ONNX as it is.
+  """
+  if not links:
+    return outputs
+  outputs = dict(outputs)
+  for child, parent, parents in links:
+    parents = np.asarray(parents)
+    num_parents = outputs[parent].shape[-1]
+    membership = np.zeros((len(parents), num_parents), np.float32)
+    known = parents >= 0
+    membership[np.flatnonzero(known), parents[known]] = 1.0
+    has_child = membership.any(0)
+    evidence = jax.nn.softmax(outputs[child].astype(jnp.float32), -1) @ membership
+    log_parent = jax.nn.log_softmax(outputs[parent].astype(jnp.float32), -1)
+    outputs[parent] = log_parent + jnp.where(
+        has_child, jnp.log(jnp.maximum(evidence, 1e-30)), log_parent)
+  return outputs

@@ -20,7 +20,7 @@ from fashion_jax import balancing
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import console as console_lib
 from fashion_jax import early_stopping as early_stopping_lib
-from fashion_jax import evaluators, experiment
+from fashion_jax import evaluators, experiment, hierarchy
 from fashion_jax import metric_window
 from fashion_jax import parallel
 from fashion_jax import preemption
@@ -162,11 +162,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   balancer = balancing.make_balancer(config.loss_balancing, len(tasks))
   stopper = early_stopping_lib.EarlyStopping(config.early_stopping, config.checkpoint,
                                              valid_metrics, tasks)
-  flip = bool(config.get("test_time_flip", False))
-  eval_steps = {"": evaluators.compile_eval_steps(graphdef, tasks, mesh, flip=flip)}
+  inference = dict(flip=bool(config.get("test_time_flip", False)),
+                   decode=hierarchy.decoding_links(data.hierarchy,
+                                                   config.get("hierarchy_decoding", "none")))
+  eval_steps = {"": evaluators.compile_eval_steps(graphdef, tasks, mesh, **inference)}
   if ema_decay:  # The EMA weights are scored too, as '<split>_ema/<task>/<metric>'.
     eval_steps["_ema"] = evaluators.compile_eval_steps(graphdef, tasks, mesh, use_ema=True,
-                                                       flip=flip)
+                                                       **inference)
   train_steps = {}  # Frozen backbone or not -> the jitted step, compiled on first use.
   train_iter = pipeline.train_iterator(train_splits, config.data, local_batch, config.seed,
                                        jax.process_index(), jax.process_count(),
@@ -285,7 +287,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         console.message(f"Chosen on the validation split: {', '.join(sorted(tuned))} "
                         f"({', '.join(sorted({k for v in tuned.values() for k in v}))}).")
         eval_steps = {suffix: evaluators.compile_eval_steps(
-            graphdef, tasks, mesh, use_ema=bool(suffix), flip=flip) for suffix in eval_steps}
+            graphdef, tasks, mesh, use_ema=bool(suffix), **inference) for suffix in eval_steps}
       if config.eval_test:
         test_results = eval_split("test", state)
         writer.write_scalars(last_step, test_results)

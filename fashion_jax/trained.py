@@ -15,7 +15,7 @@ from absl import logging
 from flax import nnx
 
 from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import parallel, train_state
+from fashion_jax import hierarchy, parallel, train_state
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled
@@ -38,6 +38,7 @@ class TrainedRun:
   step: int
   ema: bool = False  # Predict with the EMA weights (config.ema_decay > 0 runs).
   flip: bool = False  # Average each image with its mirror image (config.test_time_flip).
+  decode: tuple = ()  # hierarchy.decoding_links of config.hierarchy_decoding.
 
   def task(self, name: str):
     for task in self.tasks:
@@ -108,13 +109,16 @@ def load(workdir: str, checkpoint: str = "best", ema: bool = False,
     checkpoints.close()
   return TrainedRun(workdir=workdir, config=config, tasks=tasks, vocabs=vocabs,
                     graphdef=graphdef, state=state, mesh=mesh, step=step, ema=ema,
-                    flip=bool(config.get("test_time_flip", False)))
+                    flip=bool(config.get("test_time_flip", False)),
+                    decode=hierarchy.decoding_links(hierarchy.load(workdir),
+                                                    config.get("hierarchy_decoding", "none")))
 
 
-def activated_outputs(graphdef, state, images, *, tasks, use_ema, flip):
-  """The model's inference outputs per task, each through its kind's activation."""
+def activated_outputs(graphdef, state, images, *, tasks, use_ema, flip, decode=()):
+  """The model's inference outputs per task (hierarchy-decoded by `decode`), each through
+  its kind's activation."""
   model = nnx.merge(graphdef, state).scored_model(use_ema)
-  outputs = model.predict(images, flip)
+  outputs = hierarchy.decode(model.predict(images, flip), decode)
   return {t.name: t.spec.activate(t, outputs[t.name]) for t in tasks}
 
 
@@ -122,7 +126,7 @@ def predict_fn(run: TrainedRun):
   """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
   unit-norm embedding}."""
   fn = jax.jit(functools.partial(activated_outputs, run.graphdef, tasks=tuple(run.tasks),
-                                 use_ema=run.ema, flip=run.flip),
+                                 use_ema=run.ema, flip=run.flip, decode=run.decode),
                out_shardings=parallel.replicated(run.mesh))
   return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))
 

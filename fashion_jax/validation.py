@@ -70,6 +70,7 @@ def validate_config(config) -> list[tasks_lib.Task]:
     resolved = sources.resolve_dataset_config(dataset_config, where)
     labelled.identity_task_of([t for t in tasks if t.dataset == name], resolved, where)
   hierarchy.parse(config.get("hierarchy", ""), tasks)
+  hierarchy.check_decoding(config.get("hierarchy_decoding", "none"))
   balancing.make_balancer(config.loss_balancing, len(tasks))
   early_stopping.EarlyStopping(config.early_stopping, config.checkpoint,
                                validation_metrics(config, tasks), tasks)

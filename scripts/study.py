@@ -91,6 +91,9 @@ EVAL_ROWS = {
     "mtl_flip_tta": ("mtl", ["--flip=true"], "{score}_flip"),
     "mtl_v1_flip_tta": ("mtl_v1", ["--flip=true"], "{score}_flip"),
     "mtl_random_flip_tta": ("mtl_random_sampler", ["--flip=true"], "{score}_flip"),
+    # Parents weigh their children's evidence (config.hierarchy_decoding, hierarchy.decode).
+    "mtl_bottom_up": ("mtl", ["--decoding=bottom_up"], "{score}_bottom_up"),
+    "mtl_no_decoding": ("mtl", ["--decoding=none"], "{score}_no_decoding"),
 }
 
 
@@ -145,10 +148,12 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   log = open(os.path.join(workdir, "study.log"), "a")
   overrides = ROWS[EVAL_ROWS[row][0]] if row in EVAL_ROWS else ROWS[row]
   start = time.time()
+  folder = EVAL_ROWS[row][2].format(score=score) if row in EVAL_ROWS else score
   if row in EVAL_ROWS:
     _, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     train = base_record["command"].split(" ")
-    commands = [evaluate + eval_flags]
+    # Its own folder, whatever the run's config says of the flags.
+    commands = [evaluate + eval_flags + [f"--out={os.path.join(workdir, 'eval', folder)}"]]
   elif overrides is None:
     train = [sys.executable, "scripts/torch_baseline.py", f"--data={data}",
              f"--split_file={SPLIT_FILE}", f"--out={workdir}", f"--seed={seed}",
@@ -166,7 +171,6 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
     if result.returncode:
       raise SystemExit(f"{row}: {command[1:3]} exited {result.returncode}; see "
                        f"{log.name}")
-  folder = EVAL_ROWS[row][2].format(score=score) if row in EVAL_ROWS else score
   metrics_file = (os.path.join(workdir, "metrics.json") if overrides is None else
                   os.path.join(workdir, "eval", folder, "metrics.json"))
   with open(metrics_file) as f:

@@ -60,7 +60,7 @@ def tiny_config(tasks=None, root: str = ""):
   return config
 
 
-def train_tool_run(path: str) -> str:
+def train_tool_run(path: str, hierarchy_decoding: str = "none") -> str:
   """A tiny trained workdir with every output form the tools and the service read: class
   tasks (one a hierarchy child), an attribute task and an embedding."""
   from fashion_jax import train
@@ -72,6 +72,7 @@ def train_tool_run(path: str) -> str:
       "embedding": task_config("embedding", "articleType", dim=16),
   })
   config.hierarchy = "subCategory>articleType"
+  config.hierarchy_decoding = hierarchy_decoding
   train.train_and_evaluate(config, path)
   return path
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fashion_jax import metrics
+from fashion_jax.errors import ConfigError
 
 
 def test_confusion_accuracy_and_macro_f1():
@@ -224,6 +225,38 @@ def test_hierarchy_consistent_predictions_by_hand():
   # After either, every prediction is consistent.
   assert hierarchy.consistency(chosen, masked.argmax(-1), parents) == 1.0
 
+
+
+def test_hierarchy_decoding_is_a_product_of_experts_leaf_first():
+  import jax
+  from fashion_jax import hierarchy
+  rng = np.random.default_rng(0)
+  # master (3 classes; class 2 has no sub-class) > sub (4; sub 3 never seen with a master)
+  # > article (5; article 4 never seen with a sub).
+  learned = {"sub": {"parent": "master", "parents": np.array([0, 0, 1, -1])},
+             "article": {"parent": "sub", "parents": np.array([0, 1, 1, 2, -1])}}
+  links = hierarchy.decoding_links(learned, "bottom_up")
+  assert [(c, p) for c, p, _ in links] == [("article", "sub"), ("sub", "master")]
+  assert hierarchy.decoding_links(learned, "none") == ()
+  logits = {"master": rng.normal(size=(6, 3)), "sub": rng.normal(size=(6, 4)),
+            "article": rng.normal(size=(6, 5)), "colour": rng.normal(size=(6, 2))}
+  decoded = {k: np.asarray(jax.nn.softmax(v)) for k, v in hierarchy.decode(
+      {k: jax.numpy.asarray(v, jax.numpy.float32) for k, v in logits.items()}, links).items()}
+  p = {k: metrics.softmax(v) for k, v in logits.items()}
+  # By hand: sub' ~ P(sub) x sum of its articles' P; sub 3 has no article: its own P.
+  sub_evidence = np.stack([p["article"][:, 0], p["article"][:, 1] + p["article"][:, 2],
+                           p["article"][:, 3], p["sub"][:, 3]], -1)
+  sub = p["sub"] * sub_evidence
+  sub /= sub.sum(-1, keepdims=True)
+  # master' ~ P(master) x sum of its decoded subs (sub 3 has no master); master 2: own P.
+  master = p["master"] * np.stack([sub[:, 0] + sub[:, 1], sub[:, 2], p["master"][:, 2]], -1)
+  master /= master.sum(-1, keepdims=True)
+  np.testing.assert_allclose(decoded["sub"], sub, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(decoded["master"], master, rtol=1e-5, atol=1e-6)
+  for untouched in ("article", "colour"):
+    np.testing.assert_allclose(decoded[untouched], p[untouched], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ConfigError, match="hierarchy_decoding='top_down' is not one of"):
+    hierarchy.decoding_links(learned, "top_down")
 
 def test_label_scores_by_hand():
   truth = ["a", "a", "b", "c", "rare", "", "new"]

@@ -35,7 +35,8 @@ def sample_image_paths(count):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  return train_tool_run(str(tmp_path_factory.mktemp("run")))
+  # Decoded like configs/mtl.py: exports must carry hierarchy.decode too.
+  return train_tool_run(str(tmp_path_factory.mktemp("run")), hierarchy_decoding="bottom_up")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,7 @@ def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, expor
       "articleType": "classes", "gender": "classes", "subCategory": "classes",
       "season": "attributes", "embedding": "embedding"}
   assert set(meta["jax_platforms"]) == {"cpu", "cuda", "tpu"}
+  assert meta["hierarchy_decoding"] == [{"child": "articleType", "parent": "subCategory"}]
   images = np.stack([artifact.decode(open(p, "rb").read(), meta)
                      for p in sample_image_paths(6)])
   want = live_outputs(workdir, images)

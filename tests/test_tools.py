@@ -278,6 +278,24 @@ def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp
     assert 0 <= theirs["accuracy"] <= 1 and 0 <= theirs["macro_f1"] <= 1
 
 
+
+def test_evaluate_with_hierarchy_decoding_rescores_the_parent_only(workdir, evaluated):
+  """The fixture's run links subCategory > articleType; `--decoding=bottom_up` scores
+  subCategory on its decoded probabilities in a folder of its own."""
+  decoded = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=0,
+                                      decoding="bottom_up")
+  assert os.path.exists(os.path.join(workdir, "eval", "test_bottom_up", "metrics.json"))
+  assert decoded["hierarchy_decoding"] == [["articleType", "subCategory"]]
+  assert evaluated["hierarchy_decoding"] == []
+  for task in ("articleType", "gender"):  # Not a parent: the same scores.
+    for key in ("accuracy", "macro_f1", "loss", "n"):
+      assert decoded["metrics"][task][key] == pytest.approx(evaluated["metrics"][task][key],
+                                                            rel=1e-5), (task, key)
+  # The parent's probabilities changed (with them, almost surely, its loss).
+  assert decoded["metrics"]["subCategory"]["loss"] != pytest.approx(
+      evaluated["metrics"]["subCategory"]["loss"], rel=1e-6)
+  assert decoded["metrics"]["subCategory"]["n"] == evaluated["metrics"]["subCategory"]["n"]
+
 def test_evaluate_with_test_time_flip_writes_its_own_report(workdir, evaluated):
   flipped = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=0, flip=True)
   assert os.path.exists(os.path.join(workdir, "eval", "test_flip", "metrics.json"))

@@ -39,6 +39,8 @@ def metadata(run: trained.TrainedRun) -> dict:
       "outputs": [{"name": t.name, **t.spec.served_output(t)} for t in run.tasks],
       "compute_dtype": run.config.model.get("dtype", "float32"),
       "test_time_flip": run.flip,
+      # Parent tasks' probabilities include their child tasks' evidence (hierarchy.decode).
+      "hierarchy_decoding": [{"child": c, "parent": p} for c, p, _ in run.decode],
   }
 
 
@@ -50,7 +52,7 @@ def inference_function(run: trained.TrainedRun):
 
   def infer(images):
     outputs = trained.activated_outputs(run.graphdef, state, images, tasks=tasks,
-                                        use_ema=run.ema, flip=run.flip)
+                                        use_ema=run.ema, flip=run.flip, decode=run.decode)
     return tuple(outputs[t.name].astype(jnp.float32) for t in tasks)
 
   return infer

@@ -15,7 +15,8 @@ error; `n` is the number of rows scored. scripts/torch_baseline.py scores the sa
 Writes `<workdir>/eval/<split>/` (other data: `eval/<data name>_<split>/`, so the run's
 own reports are never overwritten): metrics.json (with, for a configured
 config.hierarchy, the rate at which predicted child classes belong to the predicted
-parent), <task>_per_class.csv (softmax tasks),
+parent; with config.hierarchy_decoding or `--decoding=bottom_up`, parent tasks are scored
+on their decoded probabilities), <task>_per_class.csv (softmax tasks),
 confusion_<task>.png and roc_<task>.png (softmax tasks), metrics.png (headline metric
 per task), curves.png (training and validation curves from the event files) and
 predictions.png (sample images with true and predicted labels, mistakes in red); and
@@ -59,6 +60,9 @@ def _define_flags():
   flags.DEFINE_enum("flip", "config", ["config", "true", "false"],
                     "Average each image with its mirror image (test-time augmentation); "
                     "default: the run's config.test_time_flip.")
+  flags.DEFINE_enum("decoding", "config", ["config", *hierarchy.DECODINGS],
+                    "Hierarchy decoding of the predictions (parents hear their children's "
+                    "evidence); default: the run's config.hierarchy_decoding.")
   flags.DEFINE_enum("hierarchy", "none", ["none", "predicted", "joint"],
                     "With config.hierarchy: also score predictions made consistent with it "
                     "(child masked by the predicted parent, or the best joint path).")
@@ -70,7 +74,7 @@ def run_split(run, splits: dict, split: str, grid_images: int):
   of its dataset (rows aligned across the tasks of one dataset, in table order)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
   steps = evaluators.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
-                                        use_ema=run.ema, flip=run.flip)
+                                        use_ema=run.ema, flip=run.flip, decode=run.decode)
   bad = bad_samples_lib.BadSamples("skip")
   result = evaluators.run(steps, run.tasks, run.state, splits, run.config.data, local_batch,
                           run.mesh, split, bad, keep_rows=True, grid_images=grid_images)
@@ -121,13 +125,16 @@ def hierarchy_report(parent: str, child: str, parents: np.ndarray, rows,
 def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
                      out_dir: str = "", grid_images: int = 16, max_classes: int = 20,
                      ema: bool = False, hierarchy_mode: str = "none", dataset: str = "",
-                     data_root: str = "", overrides=(), flip: bool | None = None) -> dict:
+                     data_root: str = "", overrides=(), flip: bool | None = None,
+                     decoding: str | None = None) -> dict:
   """Evaluates and writes every report; returns the contents of metrics.json.
 
   With `data_root` or `overrides` (`--set`), `dataset` is read from that data instead
   of the run's (every row by default) and scored with the run's own classes. `flip`
   (default: the run's config.test_time_flip) averages each image with its mirror image;
-  set against the config, it adds `_flip`/`_noflip` to the output folder's name.
+  set against the config, it adds `_flip`/`_noflip` to the output folder's name;
+  `decoding` (default: the run's config.hierarchy_decoding), set against the config,
+  adds `_<decoding>`.
   """
   other_data = bool(data_root or overrides)
   split = split or ("all" if other_data else "test")
@@ -151,6 +158,9 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
   if flip is not None and flip != run.flip:
     run.flip = flip
     name += "_flip" if flip else "_noflip"
+  if decoding is not None and decoding != run.config.get("hierarchy_decoding", "none"):
+    run.decode = hierarchy.decoding_links(hierarchy.load(run.workdir), decoding)
+    name += f"_{decoding}"
   out_dir = out_dir or workdir_lib.eval_dir(run.workdir, name + ("_ema" if ema else ""))
   os.makedirs(out_dir, exist_ok=True)
   # The run's own vocabularies (read, never rewritten): label ids as the model's outputs.
@@ -201,6 +211,7 @@ def evaluate_workdir(workdir: str, split: str = "", checkpoint: str = "best",
     files.append(plots.image_grid(os.path.join(out_dir, "predictions.png"), images, captions,
                                   f"{split}: predicted (true where wrong)"))
   summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step, "ema": ema,
+             "flip": run.flip, "hierarchy_decoding": [[c, p] for c, p, _ in run.decode],
              "data": {n: config.datasets[n].to_dict() for n in splits}, "metrics": results,
              "files": sorted(os.path.basename(f) for f in files)}
   with open(os.path.join(out_dir, workdir_lib.EVAL_METRICS), "w") as f:
@@ -217,7 +228,8 @@ def main(argv):
   evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint, FLAGS.out, FLAGS.grid_images,
                    FLAGS.max_classes, FLAGS.ema, FLAGS.hierarchy, FLAGS.dataset,
                    FLAGS.data_root, FLAGS.set,
-                   None if FLAGS.flip == "config" else FLAGS.flip == "true")
+                   None if FLAGS.flip == "config" else FLAGS.flip == "true",
+                   None if FLAGS.decoding == "config" else FLAGS.decoding)
   return 0
 
 
