@@ -11,8 +11,13 @@ this machine, and wall time; plus `python -m fashion_jax.compare`'s bar chart.
 Training and scoring are scripts/study.py's rows `backbone_<name>` (configs/mtl.py with
 `model.name=<name>`, on the study's split file; records in docs/results/runs/); speed is
 scripts/benchmark.py's (JAX only, the run's image size and batch; records in
-docs/results/backbones/<name>_speed.json). On an accelerator the same command runs the
-full-size comparison: add `--set=data.image_size=224 --set=batch_size=256` and more epochs.
+docs/results/backbones/<name>_<size>px_b<batch>_speed.json). On an accelerator the same
+command runs the full-size comparison, e.g. (the rows then are `backbone_<name>@...`):
+
+    python scripts/compare_backbones.py run --seeds=0,1,2 --epochs=30 --score=test \
+        --set=data.image_size=224 --set=batch_size=256 --data=...
+    python scripts/compare_backbones.py report --epochs=30 --score=test \
+        --set=data.image_size=224 --set=batch_size=256
 """
 
 import argparse
@@ -29,12 +34,18 @@ import study  # noqa: E402
 SPEED = os.path.join(study.RESULTS, "backbones")
 
 
-def _speed_path(model: str) -> str:
-  return os.path.join(SPEED, f"{model}_speed.json")
+def _speed_path(model: str, image_size: int, batch: int) -> str:
+  return os.path.join(SPEED, f"{model}_{image_size}px_b{batch}_speed.json")
+
+
+def _size_and_batch(extra: dict) -> tuple[int, int]:
+  config = study.load_mtl_config()
+  return (int(extra.get("data.image_size", config.data.image_size)),
+          int(extra.get("batch_size", config.batch_size)))
 
 
 def measure_speed(model: str, image_size: int, batch: int) -> None:
-  path = _speed_path(model)
+  path = _speed_path(model, image_size, batch)
   if os.path.exists(path):
     print(f"{model} speed: done ({path})", flush=True)
     return
@@ -46,18 +57,21 @@ def measure_speed(model: str, image_size: int, batch: int) -> None:
   subprocess.run(command, cwd=study.REPO, check=True, stdout=subprocess.DEVNULL)
 
 
-def report(models: list[str], epochs: int, score: str, workdirs: str) -> str:
+def report(models: list[str], epochs: int, score: str, workdirs: str,
+           overrides: dict | None = None) -> str:
   lines = ["| backbone (seeds) | " + " | ".join(study.TASKS) + " | mean | params (M) | "
            "GFLOPs/img | train img/s | eval img/s | train min |",
            "|---|" + "---|" * (len(study.TASKS) + 6)]
   runs = []
+  size, batch = _size_and_batch(overrides or {})
   for model in models:
-    records = study.read_records(f"backbone_{model}", epochs, score)
+    row = f"backbone_{model}{study.variant(overrides)}"
+    records = study.read_records(row, epochs, score)
     if not records:
       continue
     speed = {}
-    if os.path.exists(_speed_path(model)):
-      with open(_speed_path(model)) as f:
+    if os.path.exists(_speed_path(model, size, batch)):
+      with open(_speed_path(model, size, batch)) as f:
         speed = next(iter(json.load(f)["sizes"].values()))["jax"]
     seeds = ",".join(str(r["seed"]) for r in records)
     minutes = np.mean([r["train_seconds"] for r in records]) / 60
@@ -70,8 +84,8 @@ def report(models: list[str], epochs: int, score: str, workdirs: str) -> str:
                f"{speed.get('eval_ips', float('nan')):.1f} | {minutes:.0f}"
                if metric == "accuracy" else " | | | | ")
       lines.append(f"| {model} ({seeds}) {label} | " + " | ".join(cells) + f" | {extra} |")
-    runs += [os.path.join(workdirs, f"backbone_{model}_e{epochs}_s{r['seed']}") for r in records
-             if os.path.isdir(os.path.join(workdirs, f"backbone_{model}_e{epochs}_s{r['seed']}"))]
+    folders = [os.path.join(workdirs, f"{row}_e{epochs}_s{r['seed']}") for r in records]
+    runs += [f for f in folders if os.path.isdir(f)]
   if runs:  # The chart needs the workdirs (scratch), the table only the records.
     subprocess.run([sys.executable, "-m", "fashion_jax.compare", *runs, f"--split={score}",
                     f"--out={SPEED}"], cwd=study.REPO, check=True, stdout=subprocess.DEVNULL)
@@ -89,21 +103,24 @@ def main() -> None:
   parser.add_argument("--data", default=os.path.join(study.REPO, "..", "shared", "data",
                                                      "fashion-product-images"))
   parser.add_argument("--workdirs", default=os.path.join(study.REPO, "runs", "study"))
+  parser.add_argument("--set", action="append", default=[],
+                      help="KEY=VALUE config override for every backbone, e.g. "
+                           "data.image_size=224 (rows become backbone_<name>@KEY=VALUE).")
   args = parser.parse_args()
+  extra = study.parse_sets(args.set)
   models = args.models.split(",")
   unknown = [m for m in models if m not in study.BACKBONES]
   if unknown:
     raise SystemExit(f"--models: {unknown} have no study row; rows exist for {study.BACKBONES}.")
   if args.command == "report":
-    print(report(models, args.epochs, args.score, os.path.abspath(args.workdirs)))
+    print(report(models, args.epochs, args.score, os.path.abspath(args.workdirs), extra))
     return
-  config = study.load_mtl_config()
   for seed in (int(s) for s in args.seeds.split(",")):
     for model in models:
       study.run_row(f"backbone_{model}", os.path.abspath(args.data),
-                    os.path.abspath(args.workdirs), args.epochs, seed, args.score)
+                    os.path.abspath(args.workdirs), args.epochs, seed, args.score, extra)
   for model in models:
-    measure_speed(model, config.data.image_size, config.batch_size)
+    measure_speed(model, *_size_and_batch(extra))
 
 
 if __name__ == "__main__":

@@ -132,21 +132,47 @@ def _jax_commands(row, overrides, data, workdir, epochs, seed, score):
   return train, evaluate
 
 
-def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: str) -> None:
-  record = _record_path(row, epochs, seed, score)
+def variant(extra: dict | None) -> str:
+  """The suffix that sets apart a row run with `extra` overrides (e.g. another image size)
+  from the row itself, in record, workdir and table names (a path's '/' becomes '_')."""
+  return "" if not extra else "@" + ",".join(f"{k}={v}".replace("/", "_")
+                                             for k, v in sorted(extra.items()))
+
+
+def parse_sets(items) -> dict:
+  """`KEY=VALUE` strings (--set) -> {config path: value text}."""
+  extra = {}
+  for item in items or ():
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise SystemExit(f"--set={item!r}: expected KEY=VALUE, e.g. data.image_size=224.")
+    extra[key.removeprefix("config.")] = value
+  return extra
+
+
+def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: str,
+            extra: dict | None = None) -> None:
+  """Trains and scores one row at one seed; `extra` overrides (--set) on top of the row's
+  make a variant of it, recorded under the row's name + `variant(extra)`."""
+  name = row + variant(extra)
+  record = _record_path(name, epochs, seed, score)
   if os.path.exists(record):
-    print(f"{row} e{epochs} s{seed} {score}: done ({record})", flush=True)
+    print(f"{name} e{epochs} s{seed} {score}: done ({record})", flush=True)
     return
+  if ROWS.get(row, {}) is None and extra:
+    raise SystemExit("--set: the PyTorch baseline row takes no fashion_jax overrides.")
   if row in EVAL_ROWS:  # Trains (or finds) its base row, then scores it another way.
     base, eval_flags, folder = EVAL_ROWS[row]
-    run_row(base, data, workdirs, epochs, seed, score)
-    with open(_record_path(base, epochs, seed, score)) as f:
+    run_row(base, data, workdirs, epochs, seed, score, extra)
+    with open(_record_path(base + variant(extra), epochs, seed, score)) as f:
       base_record = json.load(f)
   workdir = os.path.join(workdirs, f"{EVAL_ROWS[row][0] if row in EVAL_ROWS else row}"
-                                   f"_e{epochs}_s{seed}")
+                                   f"{variant(extra)}_e{epochs}_s{seed}")
   os.makedirs(workdir, exist_ok=True)
   log = open(os.path.join(workdir, "study.log"), "a")
   overrides = ROWS[EVAL_ROWS[row][0]] if row in EVAL_ROWS else ROWS[row]
+  if overrides is not None:
+    overrides = {**overrides, **(extra or {})}
   start = time.time()
   folder = EVAL_ROWS[row][2].format(score=score) if row in EVAL_ROWS else score
   if row in EVAL_ROWS:
@@ -162,14 +188,14 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   else:
     train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     commands = [train, evaluate]
-  print(f"{row} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
+  print(f"{name} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
   train_seconds = base_record["train_seconds"] if row in EVAL_ROWS else None
   for command in commands:
     result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     if train_seconds is None:
       train_seconds = time.time() - start
     if result.returncode:
-      raise SystemExit(f"{row}: {command[1:3]} exited {result.returncode}; see "
+      raise SystemExit(f"{name}: {command[1:3]} exited {result.returncode}; see "
                        f"{log.name}")
   metrics_file = (os.path.join(workdir, "metrics.json") if overrides is None else
                   os.path.join(workdir, "eval", folder, "metrics.json"))
@@ -177,7 +203,7 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
     metrics = json.load(f)["metrics"]
   os.makedirs(os.path.dirname(record), exist_ok=True)
   with open(record, "w") as f:
-    json.dump({"row": row, "epochs": epochs, "seed": seed, "score": score,
+    json.dump({"row": name, "epochs": epochs, "seed": seed, "score": score,
                "commit": _git_commit(), "command": " ".join(train),
                "overrides": overrides,
                "evaluate_flags": EVAL_ROWS[row][1] if row in EVAL_ROWS else [],
@@ -185,7 +211,7 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
                "total_seconds": round(time.time() - start),
                "metrics": {t: {k: metrics[t][k] for k in ("accuracy", "macro_f1", "n")}
                            for t in TASKS}}, f, indent=1)
-  print(f"{row} e{epochs} s{seed} {score}: wrote {record} "
+  print(f"{name} e{epochs} s{seed} {score}: wrote {record} "
         f"({time.time() - start:.0f} s)", flush=True)
 
 
@@ -217,7 +243,8 @@ def report(epochs: int, score: str) -> str:
   lines = ["| row (seeds) | " + " | ".join(TASKS) + " | mean | train min |",
            "|---|" + "---|" * (len(TASKS) + 2)]
   order = [*ROWS, *EVAL_ROWS]
-  for row, records in sorted(found.items(), key=lambda kv: order.index(kv[0])):
+  for row, records in sorted(found.items(),
+                             key=lambda kv: (order.index(kv[0].split("@")[0]), kv[0])):
     cells = []
     for metric in ("accuracy", "macro_f1"):
       values = np.asarray([[r["metrics"][t][metric] for t in TASKS] for r in records])
@@ -247,7 +274,11 @@ def main() -> None:
   parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data",
                                                      "fashion-product-images"))
   parser.add_argument("--workdirs", default=os.path.join(REPO, "runs", "study"))
+  parser.add_argument("--set", action="append", default=[],
+                      help="KEY=VALUE config override on top of every row (a variant: "
+                           "recorded as <row>@KEY=VALUE), e.g. data.image_size=224.")
   args = parser.parse_args()
+  extra = parse_sets(args.set)
   if args.command == "report":
     print(report(args.epochs, args.score))
     return
@@ -259,7 +290,7 @@ def main() -> None:
       raise SystemExit(f"--rows: unknown row {row!r}; rows are {[*ROWS, *EVAL_ROWS]}.")
   for seed in (int(s) for s in args.seeds.split(",")):
     for row in args.rows.split(","):
-      run_row(row, data, os.path.abspath(args.workdirs), args.epochs, seed, args.score)
+      run_row(row, data, os.path.abspath(args.workdirs), args.epochs, seed, args.score, extra)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,39 @@ def test_every_row_is_a_known_config_override():
   with pytest.raises(SystemExit):
     sys.argv = ["study.py", "run", "--rows=nope"]
     study.main()
+
+
+def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, monkeypatch):
+  """`--set data.image_size=224` reaches the training command; the record, workdir and
+  table row are `<row>@data.image_size=224`, beside the row itself."""
+  monkeypatch.setattr(study, "RESULTS", str(tmp_path))
+  commands, real_run = [], study.subprocess.run
+
+  def fake_run(command, **kwargs):
+    if command[0] == "git":  # The record's commit.
+      return real_run(command, **kwargs)
+    commands.append(command)
+    if "fashion_jax.evaluate" in command:
+      workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
+      os.makedirs(os.path.join(workdir, "eval", "test"))
+      with open(os.path.join(workdir, "eval", "test", "metrics.json"), "w") as f:
+        json.dump({"metrics": {t: {"accuracy": 0.5, "macro_f1": 0.25, "n": 7}
+                               for t in study.TASKS}}, f)
+    return study.subprocess.CompletedProcess(command, 0)
+
+  monkeypatch.setattr(study.subprocess, "run", fake_run)
+  extra = study.parse_sets(["config.data.image_size=224", "batch_size=256"])
+  assert study.variant(extra) == "@batch_size=256,data.image_size=224"
+  assert study.variant({"model.pretrained": "w/r50"}) == "@model.pretrained=w_r50"
+  study.run_row("mtl", "/data", str(tmp_path / "work"), 8, 0, "test", extra)
+  train = next(c for c in commands if "fashion_jax.main" in c)
+  assert "--config.data.image_size=224" in train and "--config.batch_size=256" in train
+  assert f"--workdir={tmp_path}/work/mtl@batch_size=256,data.image_size=224_e8_s0" in train
+  _record(tmp_path / "runs", "mtl", 0, 0.9, 0.7)
+  table = study.report(8, "test")
+  assert "| mtl (0) accuracy | 0.900" in table
+  assert "| mtl@batch_size=256,data.image_size=224 (0) accuracy | 0.500" in table
+  with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+    study.parse_sets(["image_size"])
+  with pytest.raises(SystemExit, match="baseline row takes no"):
+    study.run_row("torch_baseline", "/data", str(tmp_path / "work"), 8, 0, "test", extra)

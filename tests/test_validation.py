@@ -32,6 +32,7 @@ ROWS = [
     ({"ema_decay": 1.0}, "config.ema_decay=1.0 must be a number in [0, 1)"),
     ({"ema_decay": -0.1}, "config.ema_decay=-0.1 must be a number in [0, 1)"),
     ({"hierarchy": "articleType>nope"}, "nope"),
+    ({"hierarchy_decoding": "top_down"}, "config.hierarchy_decoding='top_down' is not one of"),
     ({"stages": {"a": {"until_step": 99, "tasks": "", "frozen_backbone": True}}},
      "config.stages.a.until_step=99"),
     # data
