@@ -77,7 +77,9 @@ def report(models: list[str], epochs: int, score: str, workdirs: str,
     minutes = np.mean([r["train_seconds"] for r in records]) / 60
     for metric, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
       values = np.asarray([[r["metrics"][t][metric] for t in study.TASKS] for r in records])
-      cells = [f"{v:.3f}" for v in values.mean(0)] + [f"{values.mean():.3f}"]
+      # Per task the mean over seeds; the mean over tasks with its spread over seeds.
+      cells = [f"{v:.3f}" for v in values.mean(0)] + [
+          f"{values.mean():.3f} ± {values.mean(1).std():.3f}"]
       extra = (f"{speed.get('backbone_params_m', float('nan')):.1f} | "
                f"{speed.get('eval_gflops_per_image', float('nan')):.2f} | "
                f"{speed.get('train_ips', float('nan')):.1f} | "
