@@ -40,6 +40,12 @@ class TrainedRun:
   flip: bool = False  # Average each image with its mirror image (config.test_time_flip).
   decode: tuple = ()  # hierarchy.decoding_links of config.hierarchy_decoding.
 
+  @property
+  def inference(self) -> dict:
+    """How its outputs are computed: the keyword arguments of `activated_outputs` and
+    `evaluators.compile_eval_steps`."""
+    return dict(use_ema=self.ema, flip=self.flip, decode=self.decode)
+
   def task(self, name: str):
     for task in self.tasks:
       if task.name == name:
@@ -126,7 +132,7 @@ def predict_fn(run: TrainedRun):
   """Jitted uint8 images [B, H, W, 3] -> {task: class probabilities, sigmoid scores or
   unit-norm embedding}."""
   fn = jax.jit(functools.partial(activated_outputs, run.graphdef, tasks=tuple(run.tasks),
-                                 use_ema=run.ema, flip=run.flip, decode=run.decode),
+                                 **run.inference),
                out_shardings=parallel.replicated(run.mesh))
   return lambda images: fn(run.state, parallel.shard_batch(images, run.mesh))
 

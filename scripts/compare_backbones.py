@@ -121,8 +121,9 @@ def main() -> None:
     for model in models:
       study.run_row(f"backbone_{model}", os.path.abspath(args.data),
                     os.path.abspath(args.workdirs), args.epochs, seed, args.score, extra)
+  size, batch = _size_and_batch(extra)
   for model in models:
-    measure_speed(model, *_size_and_batch(extra))
+    measure_speed(model, size, batch)
 
 
 if __name__ == "__main__":

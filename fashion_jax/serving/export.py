@@ -52,7 +52,7 @@ def inference_function(run: trained.TrainedRun):
 
   def infer(images):
     outputs = trained.activated_outputs(run.graphdef, state, images, tasks=tasks,
-                                        use_ema=run.ema, flip=run.flip, decode=run.decode)
+                                        **run.inference)
     return tuple(outputs[t.name].astype(jnp.float32) for t in tasks)
 
   return infer

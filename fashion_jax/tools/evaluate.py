@@ -74,7 +74,7 @@ def run_split(run, splits: dict, split: str, grid_images: int):
   of its dataset (rows aligned across the tasks of one dataset, in table order)."""
   local_batch = parallel.per_process_batch_size(run.config.batch_size)
   steps = evaluators.compile_eval_steps(run.graphdef, run.tasks, run.mesh, with_outputs=True,
-                                        use_ema=run.ema, flip=run.flip, decode=run.decode)
+                                        **run.inference)
   bad = bad_samples_lib.BadSamples("skip")
   result = evaluators.run(steps, run.tasks, run.state, splits, run.config.data, local_batch,
                           run.mesh, split, bad, keep_rows=True, grid_images=grid_images)
