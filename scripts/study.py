@@ -50,6 +50,11 @@ ROWS = {
     "mtl_v1": V1,
     # The first full-budget candidate: today's defaults but rare classes dropped.
     "mtl_min_count_5": {f"tasks.{t}.min_count": 5 for t in TASKS},
+    # Today's defaults + label smoothing 0.1 on the seven label tasks; the run also keeps
+    # an EMA of its weights (which changes no training step), scored apart by the
+    # mtl_label_smoothing_ema row: two candidates from one set of runs.
+    "mtl_label_smoothing": {**{f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
+                            "ema_decay": 0.995},
     "mtl_script_recipe": SCRIPT_RECIPE,
     # One change at a time against mtl_v1 (what the former defaults added).
     "mtl_random_sampler": RANDOM,
@@ -94,6 +99,7 @@ EVAL_ROWS = {
     # Parents weigh their children's evidence (config.hierarchy_decoding, hierarchy.decode).
     "mtl_bottom_up": ("mtl", ["--decoding=bottom_up"], "{score}_bottom_up"),
     "mtl_no_decoding": ("mtl", ["--decoding=none"], "{score}_no_decoding"),
+    "mtl_label_smoothing_ema": ("mtl_label_smoothing", ["--ema"], "{score}_ema"),
 }
 
 
