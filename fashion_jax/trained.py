@@ -166,20 +166,14 @@ def predict_files(run: TrainedRun, paths, batch_size: int = 32):
   size = run.config.data.image_size
   predict = predict_fn(run)
   batch_size = max(batch_size - batch_size % jax.device_count(), jax.device_count())
-  for start in range(0, len(paths), batch_size):
-    chunk = paths[start:start + batch_size]
-    images, errors = [], {}
-    for path in chunk:
-      try:
-        with open(path, "rb") as f:
-          images.append(transforms.decode_image(f.read(), size))
-      except (OSError, transforms.ImageDecodeError) as e:
-        errors[path] = f"cannot read image: {e}"
-        images.append(np.full((size, size, 3), 255, np.uint8))
-    images += [images[0]] * (batch_size - len(images))
+  blank = np.full((size, size, 3), 255, np.uint8)  # Holds an unreadable image's place.
+  for chunk, images, errors in transforms.decoded_batches(paths, transforms.read_file, size,
+                                                          batch_size):
+    images = [blank if image is None else image for image in images]
+    images += [blank] * (batch_size - len(images))
     outputs = jax.device_get(predict(np.stack(images)))
-    for i, path in enumerate(chunk):
-      if path in errors:
-        yield path, None, errors[path]
+    for i, (path, error) in enumerate(zip(chunk, errors)):
+      if error is not None:
+        yield path, None, f"cannot read image: {error}"
       else:
         yield path, {name: value[i] for name, value in outputs.items()}, None

@@ -305,3 +305,23 @@ def test_augmented_stream_is_fixed_by_the_seed_and_config_is_checked():
   augment.crop_scale = (0.0, 1.0)
   with pytest.raises(ConfigError, match=r"config.augment.crop_scale=\(0.0, 1.0\)"):
     pipeline.train_iterator(data.splits["train"], config.data, 8, 0, augment_config=augment)
+
+
+def test_decoded_batches_keep_order_and_report_unreadable_images(tmp_path):
+  folder = os.path.join(SAMPLE_DIR, "images")
+  paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))[:3]]
+  (tmp_path / "empty.jpg").write_bytes(b"")
+  (tmp_path / "text.jpg").write_bytes(b"not an image")
+  paths[1:1] = [str(tmp_path / "empty.jpg"), str(tmp_path / "missing.jpg")]
+  paths.append(str(tmp_path / "text.jpg"))
+  batches = list(transforms.decoded_batches(paths, transforms.read_file, 32, batch_size=4))
+  assert [len(chunk) for chunk, _, _ in batches] == [4, 2]
+  assert [p for chunk, _, _ in batches for p in chunk] == paths
+  images = [image for _, batch, _ in batches for image in batch]
+  errors = [error for _, _, batch in batches for error in batch]
+  readable = [i for i, image in enumerate(images) if image is not None]
+  assert readable == [0, 3, 4]
+  assert [i for i, error in enumerate(errors) if error is not None] == [1, 2, 5]
+  assert isinstance(errors[2], FileNotFoundError) and "empty" in str(errors[1])
+  with open(paths[3], "rb") as f:
+    np.testing.assert_array_equal(images[3], transforms.decode_image(f.read(), 32))

@@ -90,6 +90,30 @@ def decode_image(data: bytes, size: int, box=None, box_margin: float = 0.0) -> n
   return out
 
 
+def read_file(path: str) -> bytes:
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def decoded_batches(items, read, size: int, batch_size: int):
+  """Yields, for each run of `batch_size` items in order, (chunk, images, errors):
+  `images[i]` is chunk[i] read (`read(item)` -> bytes) and decoded as `decode_image`
+  does, or None where that failed, and `errors[i]` says why (None where it worked).
+  What the tools that run a model over many images (predict, catalog index, search)
+  share: one unreadable image is reported by them, never fatal to the rest."""
+  for start in range(0, len(items), batch_size):
+    chunk = items[start:start + batch_size]
+    images, errors = [], []
+    for item in chunk:
+      try:
+        images.append(decode_image(read(item), size))
+        errors.append(None)
+      except (OSError, ValueError) as e:  # ImageDecodeError is a ValueError.
+        images.append(None)
+        errors.append(e)
+    yield chunk, images, errors
+
+
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """Horizontal flip with probability 1/2 (labels here are all left-right symmetric)."""
   return image[:, ::-1] if rng.random() < 0.5 else image

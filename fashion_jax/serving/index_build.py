@@ -16,6 +16,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
+from fashion_jax.data import transforms
 from fashion_jax.data.table import FileImages, Table
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact, catalog_index
@@ -98,18 +99,16 @@ def _write_shard(model, table: Table, rows: np.ndarray, out: str, shard: int,
   metadata = model.metadata
   specs = artifact.output_specs(metadata)
   kept, outputs, failed = [], {name: [] for name in specs}, 0
-  for start in range(0, len(rows), batch_size):
-    chunk = rows[start:start + batch_size]
-    images, readable = [], []
-    for row in chunk:
-      try:
-        images.append(artifact.decode(table.image(int(row)), metadata))
-        readable.append(int(row))
-      except (OSError, ValueError) as e:
+  size = artifact.image_size(metadata)
+  for chunk, images, errors in transforms.decoded_batches(rows, lambda r: table.image(int(r)),
+                                                          size, batch_size):
+    readable = [int(r) for r, error in zip(chunk, errors) if error is None]
+    for row, error in zip(chunk, errors):
+      if error is not None:
         failed += 1
-        tqdm.write(f"warning: skipping {table.images.describe(int(table.rows[row]))}: {e}")
-    if images:
-      values = model(np.stack(images).astype(np.float32))
+        tqdm.write(f"warning: skipping {table.images.describe(int(table.rows[row]))}: {error}")
+    if readable:
+      values = model(np.stack([i for i in images if i is not None]).astype(np.float32))
       for name in specs:
         outputs[name].append(values[name])
       kept += readable

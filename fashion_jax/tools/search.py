@@ -70,17 +70,16 @@ def embed_files(model, paths, task: str, batch_size: int = 32):
   """Embeddings of the readable images among `paths` (unreadable ones are logged)."""
   from fashion_jax.serving import artifact
   vectors, kept = [], []
-  for start in range(0, len(paths), batch_size):
-    images = []
-    for path in paths[start:start + batch_size]:
-      try:
-        with open(path, "rb") as f:
-          images.append(artifact.decode(f.read(), model.metadata))
-        kept.append(path)
-      except (OSError, transforms.ImageDecodeError) as e:
-        print(f"warning: skipping {path}: {e}", file=sys.stderr)
-    if images:
-      vectors.append(model(np.stack(images).astype(np.float32))[task])
+  size = artifact.image_size(model.metadata)
+  for chunk, images, failures in transforms.decoded_batches(paths, transforms.read_file, size,
+                                                            batch_size):
+    for path, error in zip(chunk, failures):
+      if error is not None:
+        print(f"warning: skipping {path}: {error}", file=sys.stderr)
+    readable = [image for image in images if image is not None]
+    if readable:
+      vectors.append(model(np.stack(readable).astype(np.float32))[task])
+      kept += [path for path, error in zip(chunk, failures) if error is None]
   if not vectors:
     raise errors.DataError("None of the images could be read.")
   return np.concatenate(vectors), kept
