@@ -56,8 +56,8 @@ ROWS = {
     "mtl_label_smoothing": {**{f"tasks.{t}.label_smoothing": 0.1 for t in TASKS},
                             "ema_decay": 0.995},
     # Today's defaults with an EMA of the weights kept (0.995: a horizon of ~200 of the
-    # 1,160 steps); the raw weights train as in `mtl`, the EMA is scored by mtl_ema_scored.
-    "mtl_ema": {"ema_decay": 0.995},
+    # 1,160 steps); the raw weights train as in `mtl`, the EMA is scored by mtl_with_ema_scored.
+    "mtl_with_ema": {"ema_decay": 0.995},
     "mtl_script_recipe": SCRIPT_RECIPE,
     # One change at a time against mtl_v1 (what the former defaults added).
     "mtl_random_sampler": RANDOM,
@@ -103,7 +103,7 @@ EVAL_ROWS = {
     "mtl_bottom_up": ("mtl", ["--decoding=bottom_up"], "{score}_bottom_up"),
     "mtl_no_decoding": ("mtl", ["--decoding=none"], "{score}_no_decoding"),
     "mtl_label_smoothing_ema": ("mtl_label_smoothing", ["--ema"], "{score}_ema"),
-    "mtl_ema_scored": ("mtl_ema", ["--ema"], "{score}_ema"),
+    "mtl_with_ema_scored": ("mtl_with_ema", ["--ema"], "{score}_ema"),
 }
 
 
