@@ -18,7 +18,7 @@ import numpy as np
 
 from fashion_jax import parallel, trained
 from fashion_jax import workdir as workdir_lib
-from fashion_jax.data import product_images
+from fashion_jax.data import product_images, transforms
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact
 
@@ -117,8 +117,8 @@ def sample_images(size: int, count: int = 8) -> np.ndarray:
   """Real product photos from the embedded sample, preprocessed: the parity check's input."""
   folder = os.path.join(product_images.SAMPLE_DIR, "images")
   names = sorted(os.listdir(folder))[:count]
-  return np.stack([artifact.decode(open(os.path.join(folder, n), "rb").read(),
-                                   {"input": {"image_size": size}}) for n in names])
+  return np.stack([transforms.decode_image(transforms.read_file(os.path.join(folder, n)), size)
+                   for n in names])
 
 
 def _write_jax(infer, size: int, path: str, platforms) -> tuple[str, ...]:

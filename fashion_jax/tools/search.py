@@ -20,6 +20,7 @@ from absl import flags
 from fashion_jax.tools import cli
 from fashion_jax import errors, plots, trained
 from fashion_jax.data import transforms
+from fashion_jax.serving import artifact
 
 FLAGS = flags.FLAGS
 
@@ -57,7 +58,7 @@ def build_index(workdir: str, images: str, out: str, task_name: str = "",
 def index_model(index, workdir: str = ""):
   """The model that built `index` (its workdir at the same step, or its export), or the
   model of `workdir` instead."""
-  from fashion_jax.serving import artifact, export, models
+  from fashion_jax.serving import export, models
   if workdir:
     return export.LiveModel(workdir, str(index.manifest["model"]["source"]["checkpoint_step"]))
   path = index.manifest["model_path"]
@@ -68,7 +69,6 @@ def index_model(index, workdir: str = ""):
 
 def embed_files(model, paths, task: str, batch_size: int = 32):
   """Embeddings of the readable images among `paths` (unreadable ones are logged)."""
-  from fashion_jax.serving import artifact
   vectors, kept = [], []
   size = artifact.image_size(model.metadata)
   for chunk, images, failures in transforms.decoded_batches(paths, transforms.read_file, size,
@@ -103,11 +103,10 @@ def query(index_path: str, images, k: int = 10, workdir: str = "", sheet: str = 
                                           "score": round(score, 6)} for row, score in hits]}
              for path, hits in zip(paths, found)]
   if sheet:
-    size = int(model.metadata["input"]["image_size"])
+    size = artifact.image_size(model.metadata)
 
     def load(path):
-      with open(path, "rb") as f:
-        return transforms.decode_image(f.read(), size)
+      return transforms.decode_image(transforms.read_file(path), size)
 
     rows = [(load(r["query"]), "query", [(load(x["image"]), f"{x['score']:.3f}")
                                          for x in r["results"]]) for r in results]
