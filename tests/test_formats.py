@@ -25,7 +25,13 @@ def v1_workdir(tmp_path_factory):
 
 
 def _assert_same(got, expected, where="") -> None:
-  """Same keys, lists and strings; numbers equal to 1e-5."""
+  """Same keys, lists and strings; numbers equal to 1e-5, losses to a relative 1e-3.
+
+  The stored files were written on another machine, and XLA:CPU's float32 sums differ
+  by CPU in their last bits. Counts and rates (accuracy, recall) do not move with that;
+  a loss can: the embedding's batch-hard triplet loss takes the hardest pair and a hinge,
+  which turn ~1e-8 changes of the embeddings into ~5e-5 of the loss (0.2651547 vs
+  0.2651404 between an AMD EPYC and an Intel Xeon)."""
   assert type(got) is type(expected) or {type(got), type(expected)} <= {int, float}, where
   if isinstance(expected, dict):
     assert list(got) == list(expected), f"{where}: keys {list(got)} != {list(expected)}"
@@ -35,6 +41,8 @@ def _assert_same(got, expected, where="") -> None:
     assert len(got) == len(expected), where
     for i, (g, e) in enumerate(zip(got, expected)):
       _assert_same(g, e, f"{where}[{i}]")
+  elif isinstance(expected, float) and where.endswith("loss"):
+    assert got == pytest.approx(expected, rel=1e-3, abs=1e-5, nan_ok=True), where
   elif isinstance(expected, float):
     assert got == pytest.approx(expected, abs=1e-5, nan_ok=True), where
   else:

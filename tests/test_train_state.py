@@ -31,7 +31,12 @@ def test_a_v1_checkpoint_predicts_what_it_predicted_when_written(v1_workdir, ema
   rows = [row for _, row, _ in trained.predict_files(run, paths, batch_size=4)]
   for task in ("articleType", "gender", "embedding"):
     got = np.stack([row[task] for row in rows])
-    np.testing.assert_array_equal(got, expected[("ema/" if ema else "") + task])
+    # The stored outputs were computed on another machine: XLA:CPU picks its kernels (and
+    # so the order of float32 sums) by CPU, so the same model differs there by ~1e-8
+    # (7.5e-9 seen between an AMD EPYC and an Intel Xeon). A changed model, weight layout
+    # or preprocessing moves these outputs by far more than the tolerance.
+    np.testing.assert_allclose(got, expected[("ema/" if ema else "") + task],
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_a_v1_checkpoint_resumes_training(v1_workdir):
