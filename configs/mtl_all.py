@@ -1,5 +1,6 @@
-r"""Everything on one ResNet-50: the seven product labels, DeepFashion category and
-attributes, and In-shop retrieval.
+r"""Everything on one backbone (the packaged ImageNet EfficientNet-Lite0, as
+deepfashion_mtl.py): the seven product labels, DeepFashion category and attributes, and
+In-shop retrieval.
 
     python -m fashion_jax.main --config=configs/mtl_all.py --workdir=runs/mtl_all \
         --config.datasets.products.root=/path/to/fashion-product-images \
@@ -29,7 +30,7 @@ def get_config():
                   "product_embedding": {**products.tasks.embedding, "dataset": "products"},
                   **deepfashion.tasks}
   config.data.image_size = 128
-  config.model.name = "resnet50"
+  config.model = deepfashion.model  # Its frozen heads stage needs the ImageNet weights.
   config.batch_size = 64
   config.num_train_steps = 50000
   config.stages = deepfashion.stages

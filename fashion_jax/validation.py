@@ -20,6 +20,7 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled, pipeline
 from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError
+from fashion_jax.models import weights
 
 BEST_MODES = ("auto", "max", "min")  # auto: the direction of the metric's task kind.
 
@@ -54,6 +55,26 @@ def _check_run_fields(config) -> None:
   checks.choice(config.checkpoint.best_mode, "checkpoint.best_mode", BEST_MODES)
 
 
+def _check_weights_are_given(config) -> None:
+  """Settings that only make sense on a pretrained backbone need `config.model.pretrained`:
+  without it they would quietly freeze or slow down a random one."""
+  if config.model.get("pretrained", ""):
+    return
+  needing = [f"config.stages.{name}.frozen_backbone=True"
+             for name, stage in (config.get("stages") or {}).items()
+             if stage.get("frozen_backbone")]
+  multiplier = config.optimizer.get("backbone_lr_multiplier", 1.0)
+  if multiplier != 1.0:
+    needing.append(f"config.optimizer.backbone_lr_multiplier={multiplier}")
+  if needing:
+    raise ConfigError(
+        f"{' and '.join(needing)} fine-tune a pretrained backbone, but "
+        "config.model.pretrained is empty. Set config.model.pretrained to 'imagenet' (the "
+        f"packaged weights of {weights.packaged_models()}), a weights file, a folder "
+        "written by python -m fashion_jax.pretrained or another run's workdir; or to "
+        "'random' to train a randomly initialised backbone that way on purpose.")
+
+
 def validate_config(config) -> list[tasks_lib.Task]:
   """Checks every field that can be checked without the data; returns the parsed tasks
   with their datasets resolved. Tasks named by `config.catalog` are expanded first (into
@@ -74,4 +95,5 @@ def validate_config(config) -> list[tasks_lib.Task]:
   balancing.make_balancer(config.loss_balancing, len(tasks))
   early_stopping.EarlyStopping(config.early_stopping, config.checkpoint,
                                validation_metrics(config, tasks), tasks)
+  _check_weights_are_given(config)
   return tasks

@@ -137,7 +137,9 @@ def test_fine_reader_rejects_misaligned_files(fresh_tree):
     deepfashion.load_fine(os.path.join(fresh_tree, "category_attribute"))
 
 
+# A tiny random backbone: the two-stage configs' frozen stage freezes it on purpose.
 _TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
+         "--config.model.pretrained=random",
          "--config.data.image_size=32", "--config.batch_size=8", "--config.num_train_steps=3",
          "--config.eval_every_steps=3", "--config.checkpoint.every_steps=3",
          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]

@@ -28,6 +28,8 @@ _PUBLISHED = {
     "vit_b16": ("vit_base_patch16_224", "vit_b_16"),
     **{f"efficientnet_b{i}": (f"efficientnet_b{i}", f"efficientnet_b{i}") for i in range(6)},
     **{f"tf_efficientnet_b{i}": (f"tf_efficientnet_b{i}", None) for i in range(6)},
+    **{f"{p}efficientnet_lite{i}": (f"{p}efficientnet_lite{i}", None)
+       for p in ("", "tf_") for i in range(5)},
 }
 _SOURCES = [(name, source) for name, (timm_name, tv_name) in _PUBLISHED.items()
             for source in ("timm", "torchvision") if source == "timm" or tv_name]
@@ -67,7 +69,7 @@ def test_every_size_takes_the_published_networks_weights(name, source):
       assert family.fit_value(path[:-1], value, shape, source).shape == shape
 
 
-_TEST_VARIANTS = ["convnext_test", "vit_test", "efficientnet_test"]
+_TEST_VARIANTS = ["convnext_test", "vit_test", "efficientnet_test", "efficientnet_lite_test"]
 
 
 _RESUME_SCRIPT = textwrap.dedent("""
@@ -88,6 +90,7 @@ _RESUME_SCRIPT = textwrap.dedent("""
       config.eval_every_steps = 5
       config.eval_test = False
       config.checkpoint.keep = 10
+      config.model.pretrained = "random"  # Its frozen stage freezes a random backbone.
       config.stages = {{
           "heads": {{"until_step": 2, "tasks": "", "frozen_backbone": True}},
           "all": {{"until_step": -1, "tasks": "", "frozen_backbone": False}},

@@ -47,6 +47,7 @@ CONFIG = textwrap.dedent(f"""
       config.augment.erase_probability = 0.5
       config.loss_balancing.name = "dwa"
       config.ema_decay = 0.9
+      config.model.pretrained = "random"  # Its frozen stage freezes a random backbone.
       config.stages = {{
           "heads": {{"until_step": 10, "tasks": "", "frozen_backbone": True}},
           "all": {{"until_step": -1, "tasks": "articleType:1.0,gender:0.5",

@@ -73,6 +73,7 @@ def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, capsys):
   config.checkpoint.keep = 5
   config.stages = {"heads": {"until_step": 2, "tasks": "", "frozen_backbone": True},
                    "joint": {"until_step": -1, "tasks": "", "frozen_backbone": False}}
+  config.model.pretrained = "random"  # Frozen at its random initialisation, on purpose.
   straight = train.train_and_evaluate(config, str(tmp_path / "a"))
   # Same run, interrupted after the step-2 checkpoint (end of the heads stage).
   shutil.copytree(tmp_path / "a", tmp_path / "b")

@@ -275,6 +275,7 @@ def test_a_rerun_that_fails_to_start_leaves_the_workdir_byte_identical(tmp_path)
   assert snapshot(workdir) == before
   # A check that needs the data (the run's length): same.
   config.stages = {"heads": {"until_step": 50, "tasks": "", "frozen_backbone": True}}
+  config.model.pretrained = "random"
   with pytest.raises(ConfigError, match="until_step=50"):
     train.train_and_evaluate(config, str(workdir))
   assert snapshot(workdir) == before

@@ -33,8 +33,21 @@ ROWS = [
     ({"ema_decay": -0.1}, "config.ema_decay=-0.1 must be a number in [0, 1)"),
     ({"hierarchy": "articleType>nope"}, "nope"),
     ({"hierarchy_decoding": "top_down"}, "config.hierarchy_decoding='top_down' is not one of"),
-    ({"stages": {"a": {"until_step": 99, "tasks": "", "frozen_backbone": True}}},
+    ({"model.pretrained": "random",
+      "stages": {"a": {"until_step": 99, "tasks": "", "frozen_backbone": True}}},
      "config.stages.a.until_step=99"),
+    # Settings that fine-tune need the weights to fine-tune.
+    ({"stages": {"a": {"until_step": 2, "tasks": "", "frozen_backbone": True},
+                 "b": {"until_step": -1, "tasks": "", "frozen_backbone": False}}},
+     "config.stages.a.frozen_backbone=True fine-tune a pretrained backbone, but "
+     "config.model.pretrained is empty"),
+    ({"optimizer.backbone_lr_multiplier": 0.1},
+     "config.optimizer.backbone_lr_multiplier=0.1 fine-tune a pretrained backbone, but "
+     "config.model.pretrained is empty"),
+    ({"model.pretrained": "imagenet"},
+     "config.model.pretrained=imagenet: no package ships ImageNet weights for "
+     "config.model.name='resnet_tiny'; the models that have them: ['tf_efficientnet_lite0', "
+     "'tf_efficientnet_lite1', 'tf_efficientnet_lite2']"),
     # data
     ({"data.image_size": 0}, "config.data.image_size=0 must be an integer >= 32"),
     ({"data.image_size": 16}, "config.data.image_size=16 must be an integer >= 32"),

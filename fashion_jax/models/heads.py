@@ -1,7 +1,6 @@
 """The multi-task model: one backbone (any family of models/backbones.py), one linear
 head per task."""
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +8,7 @@ import numpy as np
 from flax import nnx
 
 from fashion_jax import checks
-from fashion_jax.errors import ConfigError
-from fashion_jax.models import backbones, conv
+from fashion_jax.models import backbones, conv, weights
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -89,10 +87,7 @@ def check_config(model_config, image_size) -> None:
   backbones.check_config(model_config, image_size)
   checks.choice(model_config.dtype, "model.dtype", DTYPES)
   checks.choice(model_config.conv, "model.conv", conv.IMPLEMENTATIONS)
-  if model_config.pretrained and not os.path.exists(model_config.pretrained):
-    raise ConfigError(f"config.model.pretrained={model_config.pretrained!r} does not exist: "
-                      "give a weights file (.pth/.safetensors/.npz), a folder written by "
-                      "python -m fashion_jax.pretrained, or another run's workdir.")
+  weights.check_pretrained(model_config.pretrained, model_config.name)
 
 
 def build_model(model_config, tasks, vocabs, seed: int, learned_loss_weights: bool = False,

