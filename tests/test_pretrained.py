@@ -124,3 +124,22 @@ def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
   assert "Stage 'joint' from step 3" in result.stdout  # The console's line.
   metrics = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
   assert {"val/articleType/accuracy", "val_ema/articleType/accuracy"} <= set(metrics)
+
+
+def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_flag(tmp_path):
+  import json
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
+          f"--workdir={tmp_path / 'run'}", "--config.data.image_size=32",
+          "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
+          "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
+          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
+  env = {**os.environ, "FASHION_JAX_CACHE": str(tmp_path / "cache")}
+  result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # Lite0's 49 convolution kernels and 49 BatchNorms (4 arrays each): 245 arrays.
+  assert "Initialised 245 backbone arrays from config.model.pretrained=imagenet" in result.stderr
+  assert (tmp_path / "cache" / "pretrained" / "tf_efficientnet_lite0_imagenet" / "model.json").exists()
+  config = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert config["model"]["name"] == "tf_efficientnet_lite0"
+  metrics = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+  assert np.isfinite(metrics["val/articleType/accuracy"])

@@ -261,14 +261,16 @@ def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, eval
     evaluate.evaluate_workdir(workdir, checkpoint="latest", overrides=["csv_name=x.csv"])
 
 
-def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp_path):
+@pytest.mark.parametrize("model", [["--model=resnet18"],
+                                   ["--model=efficientnet_lite0", "--pretrained"]])
+def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp_path, model):
   pytest.importorskip("torch")
   sys.path.insert(0, os.path.join(REPO, "scripts"))
   import torch_baseline
   columns = ["articleType", "gender", "subCategory"]
   summary = torch_baseline.main([
       f"--data={SAMPLE_DIR}", f"--split_file={os.path.join(workdir, 'split_products.csv')}",
-      f"--out={tmp_path}", "--model=resnet18", "--image_size=32", "--max_steps=2",
+      f"--out={tmp_path}", *model, "--image_size=32", "--max_steps=2",
       "--workers=0", f"--columns={','.join(columns)}"])
   saved = json.load(open(tmp_path / "metrics.json"))
   assert saved == json.loads(json.dumps(summary))
