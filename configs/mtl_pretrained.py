@@ -12,12 +12,24 @@ $FASHION_JAX_CACHE. Another backbone's weights: python -m fashion_jax.pretrained
 The heads train alone on the frozen backbone first, then everything with the backbone
 at a tenth of the heads' learning rate; an EMA of the weights is kept and scored, and
 training stops when validation articleType accuracy stops improving.
+
+Variants (`--config=configs/mtl_pretrained.py:<variant>`): `joint` trains everything
+from the first step (no frozen stage); `linear_probe` keeps the backbone frozen for the
+whole run (only the heads learn: the cheapest useful model).
 """
+
+from fashion_jax.errors import ConfigError
 
 from fashion_jax.config_lib import load_sibling_config
 
 
-def get_config():
+VARIANTS = ("", "joint", "linear_probe")
+
+
+def get_config(variant: str = ""):
+  if variant not in VARIANTS:
+    raise ConfigError(f"--config=configs/mtl_pretrained.py:{variant}: the variants are "
+                      f"{[v for v in VARIANTS if v]} (or none).")
   config = load_sibling_config(__file__, "mtl")
   config.model.name = "tf_efficientnet_lite0"  # TensorFlow's padding, as its weights need.
   config.model.pretrained = "imagenet"
@@ -27,6 +39,10 @@ def get_config():
       "heads": {"until_step": 300, "tasks": "", "frozen_backbone": True},
       "joint": {"until_step": -1, "tasks": "", "frozen_backbone": False},
   }
+  if variant == "joint":
+    config.stages = {}
+  elif variant == "linear_probe":
+    config.stages = {"heads": {"until_step": -1, "tasks": "", "frozen_backbone": True}}
   config.ema_decay = 0.999
   config.num_epochs = 15
   config.early_stopping.patience = 3

