@@ -128,6 +128,7 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  bytes_accessed = float(cost.get("bytes accessed", float("nan"))) if cost else float("nan")
 
   holder = {"state": state}
 
@@ -146,7 +147,8 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
   eval_s = _median_time(eval_once, steps)
   backbone_params = sum(x.size for x in jax.tree.leaves(state["model"]["backbone"]))
   return {"train_ips": batch / train_s, "eval_ips": batch / eval_s, "compile_s": compile_s,
-          "train_flops": flops, "train_gflops_per_s": flops / train_s / 1e9,
+          "train_flops": flops, "train_bytes_accessed": bytes_accessed,
+          "train_gflops_per_s": flops / train_s / 1e9,
           "eval_gflops_per_image": eval_flops / batch / 1e9,
           "backbone_params_m": backbone_params / 1e6}
 
@@ -193,6 +195,12 @@ def torch_backbone(name: str, image_size: int, drop_path_rate: float):
   number of features: torchvision's where it has the network, else timm's; ResNets from
   fashion_jax.models.torch_resnet (torchvision's layout) when torchvision is absent."""
   from torch import nn
+  if name == "resnet_tiny":  # One basic block a stage, at its default width 64.
+    import torchvision
+    model = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    features = model.fc.in_features
+    model.fc = nn.Identity()
+    return model, features, "torchvision ResNet(BasicBlock, [1, 1, 1, 1])"
   if name.startswith("resnet"):
     try:
       import torchvision
@@ -247,7 +255,7 @@ def torch_multitask(name: str, image_size: int, drop_path_rate: float, num_outpu
 def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):
   dist = torch.cdist(emb, emb)
   same = labels[:, None] == labels[None, :]
-  eye = torch.eye(len(labels), dtype=torch.bool)
+  eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
   pos = torch.where(same & ~eye, dist, torch.full_like(dist, -1e9)).amax(1)
   neg = torch.where(~same, dist, torch.full_like(dist, 1e9)).amin(1)
   valid = (same & ~eye).any(1) & (~same).any(1)
@@ -255,35 +263,47 @@ def _torch_batch_hard_triplet(torch, emb, labels, margin=0.2):
 
 
 def bench_torch(name: str, image_size: int, batch: int, steps: int, channels_last: bool,
-                drop_path_rate: float) -> dict:
+                drop_path_rate: float, device: str = "cpu", amp: bool = False) -> dict:
+  """The PyTorch peer's train and eval images/s on `device`; `amp`: bfloat16 autocast
+  (PyTorch's mixed precision), as the JAX side's bfloat16 activations."""
+  import contextlib
   import torch
   torch.manual_seed(0)
   torch.set_num_threads(os.cpu_count())
+  if device.startswith("cuda"):
+    torch.backends.cudnn.benchmark = True
   outputs = {k: (128 if k == "embedding" else v) for k, v in CLASSES.items()}
   model, source = torch_multitask(name, image_size, drop_path_rate, outputs)
-  x = torch.randint(0, 256, (batch, 3, image_size, image_size)).float() / 255
-  labels = {k: torch.randint(0, v, (batch,)) for k, v in CLASSES.items()}
+  model = model.to(device)
+  x = (torch.randint(0, 256, (batch, 3, image_size, image_size)).float() / 255).to(device)
+  labels = {k: torch.randint(0, v, (batch,)).to(device) for k, v in CLASSES.items()}
   if channels_last:
     model = model.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
   optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+  autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if amp \
+      else contextlib.nullcontext
+  synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
   def train_once():
     model.train()
-    out = model(x)
-    emb = torch.nn.functional.normalize(out["embedding"], dim=1)
-    loss = sum(torch.nn.functional.cross_entropy(out[k], labels[k])
-               for k in CLASSES if k != "embedding")
-    loss = loss + _torch_batch_hard_triplet(torch, emb, labels["embedding"])
+    with autocast():
+      out = model(x)
+      emb = torch.nn.functional.normalize(out["embedding"].float(), dim=1)
+      loss = sum(torch.nn.functional.cross_entropy(out[k].float(), labels[k])
+                 for k in CLASSES if k != "embedding")
+      loss = loss + _torch_batch_hard_triplet(torch, emb, labels["embedding"])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    synchronize()
 
   def eval_once():
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
       model(x)
+    synchronize()
 
   train_once()
   train_s = _median_time(train_once, steps)
