@@ -122,8 +122,8 @@ def test_an_empty_string_is_unknown_or_no_labels_as_configured(catalog):
 
 def test_urls_and_bad_split_values_name_the_row(tmp_path, catalog):
   (tmp_path / "shop.csv").write_text("image,category,split\nhttps://cdn.shop/1.jpg,Shirts,train\n")
-  with pytest.raises(DataError, match=r"shop.csv:2: image='https://cdn.shop/1.jpg' is a URL; "
-                                      "download the images first"):
+  with pytest.raises(DataError, match=r"shop.csv:2: image='https://cdn.shop/1.jpg' is a URL: "
+                                      r"set datasets.<name>.image_cache=DIR"):
     sources.load_source(sources.dataset_config("catalog", root=str(tmp_path / "shop.csv")),
                         ["category"])
   shutil.copy(os.path.join(SAMPLE_DIR, "images", os.listdir(os.path.join(SAMPLE_DIR, "images"))[0]),

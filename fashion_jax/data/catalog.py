@@ -3,8 +3,9 @@ Parquet) with an image path column and whichever label columns it keeps; and
 `image_folder`, one folder per class (`root/<class>/<image>`, torchvision's ImageFolder).
 
 A catalog row's image path is relative to the table's folder or absolute, any format the
-decoder reads (JPEG, PNG, WebP, ...), in nested folders if need be; a URL is an error
-(download first). Multi-valued columns (sigmoid tasks) hold a list (JSON lines, Parquet)
+decoder reads (JPEG, PNG, WebP, ...), in nested folders if need be, or an http(s) URL,
+downloaded once into `image_cache` (data/image_cache.py; a URL that cannot be fetched is
+reported with its row and reason, and the row skipped). Multi-valued columns (sigmoid tasks) hold a list (JSON lines, Parquet)
 or a string split by `list_separator`; a null is unknown (masked), an empty list is "no
 labels" (all negatives), and an empty string is whichever `empty_string` says. A row
 that cannot be read (wrong number of fields, bad JSON, no image) is reported with its
@@ -18,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fashion_jax.data import image_cache
 from fashion_jax.data.report import DataReport
 from fashion_jax.data.table import FileImages, Table, make_table
 from fashion_jax.errors import DataError
@@ -113,7 +115,7 @@ def load_catalog(data_config, columns: Sequence[str], seed: int,
   report = DataReport(source=path)
   folder = os.path.dirname(os.path.abspath(path))
   multi_valued = {c.strip() for c in data_config.multi_valued_columns.split(",") if c.strip()}
-  ids, paths, splits = [], [], []
+  ids, paths, splits, places = [], [], [], []
   values = {c: [] for c in columns}
   needed = [data_config.image_column, *columns,
             *(c for c in (data_config.id_column, data_config.split_column) if c)]
@@ -129,12 +131,15 @@ def load_catalog(data_config, columns: Sequence[str], seed: int,
     if not image:
       report.add(f"rows without an image ('{data_config.image_column}' empty)", place)
       continue
-    if image.startswith(("http://", "https://")):
-      raise DataError(f"{place}: {data_config.image_column}={image!r} is a URL; download the "
-                      "images first and give their local paths (relative to the table's "
-                      "folder or absolute).")
-    image_path = image if os.path.isabs(image) else os.path.join(folder, image)
-    if not os.path.isfile(image_path):
+    if image_cache.is_url(image):
+      if not data_config.image_cache:
+        raise DataError(f"{place}: {data_config.image_column}={image!r} is a URL: set "
+                        f"{where.removeprefix('config.')}.image_cache=DIR, a folder the "
+                        "images are downloaded into once, or give local paths.")
+      image_path = image  # Fetched below, with the table's other URLs.
+    else:
+      image_path = image if os.path.isabs(image) else os.path.join(folder, image)
+    if not image_cache.is_url(image_path) and not os.path.isfile(image_path):
       report.add("rows whose image file is missing", f"{place} ({image})")
       continue
     if data_config.split_column:
@@ -157,9 +162,35 @@ def load_catalog(data_config, columns: Sequence[str], seed: int,
       values[c].append(value)
     ids.append(row_id)
     paths.append(image_path)
+    places.append(place)
+  keep = _fetch_urls(paths, places, data_config.image_cache, report)
+  if not all(keep):
+    def kept(items):
+      return [item for item, k in zip(items, keep) if k]
+    ids, paths, splits = kept(ids), kept(paths), kept(splits) if splits else splits
+    values = {c: kept(v) for c, v in values.items()}
   report.log()
   return make_table(FileImages(paths), ids, values, path,
                     splits=np.asarray(splits, dtype=object) if splits else None), report
+
+
+def _fetch_urls(paths: list, places: list, cache_dir: str, report: DataReport) -> list[bool]:
+  """Replaces each URL of `paths` by its cached file; which rows to keep (those whose
+  image could be fetched; the others are reported with their row and reason)."""
+  urls = [p for p in paths if image_cache.is_url(p)]
+  if not urls:
+    return [True] * len(paths)
+  fetched = image_cache.fetch_all(urls, cache_dir, progress=True)
+  keep = []
+  for i, (value, place) in enumerate(zip(paths, places)):
+    result = fetched.get(value) if image_cache.is_url(value) else value
+    if isinstance(result, image_cache.FetchError):
+      report.add("rows whose image URL could not be fetched", f"{place} ({value}: {result})")
+      keep.append(False)
+      continue
+    paths[i] = result
+    keep.append(True)
+  return keep
 
 
 def load_image_folder(data_config, columns: Sequence[str], seed: int,

@@ -77,7 +77,8 @@ SOURCES: dict[str, Source] = {
     "catalog": Source(catalog.load_catalog, {
         "table": "", "image_column": "image", "id_column": "", "split_column": "",
         "multi_valued_columns": "", "list_separator": "|", "empty_string": "missing",
-        **_SHOP_SPLIT}),
+        # Folder where images named by http(s) URLs are downloaded once (data/image_cache.py).
+        "image_cache": "", **_SHOP_SPLIT}),
     # root/<class>/<image> (torchvision's ImageFolder): one label column.
     "image_folder": Source(catalog.load_image_folder, {"label_column": "label", **_SHOP_SPLIT}),
 }
