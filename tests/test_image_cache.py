@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import SAMPLE_DIR
 from fashion_jax.data import image_cache, sources
+from fashion_jax.errors import ConfigError
 
 _OPTIONS = image_cache.FetchOptions(workers=4, timeout=1.0, retries=2, backoff=0.05,
                                     max_redirects=3, max_bytes=200_000)
@@ -153,3 +154,23 @@ def test_a_catalog_with_url_rows_trains_on_the_rows_it_could_fetch(shop, tmp_pat
   metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert np.isfinite(metrics["val/category/loss"])
   assert "rows whose image URL could not be fetched" in (tmp_path / "run" / "data_report.json").read_text()
+
+
+def test_prepare_download_fills_the_cache_ahead_of_training(shop, tmp_path):
+  from conftest import load_config
+  from fashion_jax.tools import prepare
+  (tmp_path / "export.csv").write_text(
+      f"image,category\n{shop}/img/a,Shirts\n{shop}/img/b,Shoes\n{shop}/missing.jpg,Shoes\n")
+  config = load_config("catalog")
+  config.datasets.catalog.root = str(tmp_path / "export.csv")
+  config.datasets.catalog.image_cache = str(tmp_path / "cache")
+  summary = prepare.download(config)
+  assert summary["rows"] == 2
+  assert summary["problems"]["rows whose image URL could not be fetched"]["count"] == 1
+  assert len(os.listdir(tmp_path / "cache" / "objects")) == 2
+  _Shop.hits.clear()
+  assert prepare.download(config)["rows"] == 2
+  assert dict(_Shop.hits) == {"/missing.jpg": 1}  # Only what is not in the cache yet.
+  config.datasets.catalog.image_cache = ""
+  with pytest.raises(ConfigError, match="set config.datasets.catalog.image_cache=DIR"):
+    prepare.download(config)
