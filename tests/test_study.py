@@ -102,7 +102,7 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
   assert baseline[1] == "scripts/torch_baseline.py"
   assert {"--model=efficientnet_lite0", "--pretrained", "--image_size=128"} <= set(baseline)
   # A row of another config file trains from it.
-  study.run_row("pt_joint", "/data", str(tmp_path / "work"), 8, 0, "test")
+  study.run_row("pt_linear_probe", "/data", str(tmp_path / "work"), 8, 0, "test")
   train = next(c for c in reversed(commands) if "fashion_jax.main" in c)
-  assert "--config=configs/mtl_pretrained.py:joint" in train
+  assert "--config=configs/mtl_pretrained.py:linear_probe" in train
   assert not any(a.startswith("--config.config") for a in train)

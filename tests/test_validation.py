@@ -196,6 +196,8 @@ TYPE_ONLY = {"eval_test", "profile", "distributed", "checkpoint.asynchronous", "
              "tasks.tags.auto_pos_weight", "tasks.tags.tune_thresholds",
              # Column names, comma-separated: a name no task reads changes nothing.
              "datasets.products.multi_valued_columns",
+             # A folder, made on first use; '' = none (a URL row then names this field).
+             "datasets.products.image_cache",
              # '' = no attribute groups; any other string splits class names into groups.
              "tasks.tags.group_separator"}
 
