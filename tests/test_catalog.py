@@ -259,3 +259,18 @@ def test_inspect_data_reports_what_the_catalog_holds(catalog, tmp_path):
       (sum(r["category"] is not None for r in rows) + 1) / (len(rows) + 1))
   tags = report["tasks"]["tags"]
   assert tags["rows_with_no_labels"] == sum(not r["tags"] for r in rows) + 1
+
+
+def test_a_row_without_an_id_leaves_the_split_column_aligned(tmp_path):
+  names = sorted(os.listdir(os.path.join(SAMPLE_DIR, "images")))[:3]
+  for name in names:
+    shutil.copy(os.path.join(SAMPLE_DIR, "images", name), tmp_path / name)
+  (tmp_path / "shop.csv").write_text(
+      "sku,image,category,split\n"
+      f"A,{names[0]},Shirts,train\n,{names[1]},Shoes,val\nC,{names[2]},Shoes,test\n")
+  table, report = sources.load_source(sources.dataset_config(
+      "catalog", root=str(tmp_path / "shop.csv"), id_column="sku", split_column="split"),
+      ["category"])
+  assert list(table.ids) == ["A", "C"]
+  assert list(table.splits) == ["train", "test"]  # The skipped row's 'val' is not kept.
+  assert report.counts["rows without an id ('sku' empty)"] == 1

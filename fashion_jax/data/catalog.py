@@ -149,7 +149,6 @@ def load_catalog(data_config, columns: Sequence[str], seed: int,
         raise DataError(f"{place}: {data_config.split_column}="
                         f"{record.get(data_config.split_column)!r} is not one of train, val "
                         f"(or validation), test ({where}.split_column).")
-      splits.append(split)
     row_id = (_text(record.get(data_config.id_column), False, data_config)
               if data_config.id_column else image)
     if not row_id:
@@ -163,6 +162,8 @@ def load_catalog(data_config, columns: Sequence[str], seed: int,
     ids.append(row_id)
     paths.append(image_path)
     places.append(place)
+    if data_config.split_column:  # Appended with the row, so that they stay aligned.
+      splits.append(split)
   keep = _fetch_urls(paths, places, data_config.image_cache, report)
   if not all(keep):
     def kept(items):
