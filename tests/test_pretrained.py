@@ -112,8 +112,7 @@ def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
   import json
   state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
   np.savez(tmp_path / "w.npz", **state_dict)
-  args = [sys.executable, "-m", "fashion_jax.main",
-          f"--config={REPO}/configs/mtl_pretrained.py:heads_first",
+  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
           f"--workdir={tmp_path / 'run'}", f"--config.model.pretrained={tmp_path / 'w.npz'}",
           "--config.model.name=resnet18", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
@@ -132,7 +131,7 @@ def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_fl
   args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
           f"--workdir={tmp_path / 'run'}", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
-          "--config.checkpoint.every_steps=4",
+          "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
           "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
   env = {**os.environ, "FASHION_JAX_CACHE": str(tmp_path / "cache")}
   result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
