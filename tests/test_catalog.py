@@ -190,6 +190,10 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
   vocab = json.loads((workdir / "vocab.json").read_text())["tags"]
   thresholds = vocab["fitted"]["thresholds"]
   assert len(thresholds) == len(vocab["classes"]) and all(0 < t <= 1 for t in thresholds)
+  # Only attributes with enough validation positives are tuned; the others keep 0.5.
+  assert set(vocab["fitted"]["tuned"]) <= set(vocab["classes"])
+  assert all(t == 0.5 for c, t in zip(vocab["classes"], thresholds)
+             if c not in vocab["fitted"]["tuned"])
   assert np.isfinite(metrics["test/tags/micro_f1"]) and "test/tags/micro_f1_at_0.5" in metrics
   run = trained.load(str(workdir), "latest")
   (line,) = predict.predict_lines(run, [str(catalog / _rows()[1]["image"])])
@@ -240,7 +244,7 @@ def test_inspect_data_reports_what_the_catalog_holds(catalog, tmp_path):
   with open(catalog / "products.csv", "a") as f:
     f.write(f"SKU-copy,copy.jpg,{rows[4]['category']},{rows[4]['colour']},,train\n")
   try:
-    report = inspect_data.inspect(config, progress=False)["catalog"]
+    report = inspect_data.inspect(config, progress=False)["datasets"]["catalog"]
   finally:
     shutil.copy(os.path.join(SAMPLE_DIR, "images", rows[2]["image"].split("/")[-1]
                              .replace(".png", ".jpg")), catalog / "tmp.jpg")
@@ -250,7 +254,7 @@ def test_inspect_data_reports_what_the_catalog_holds(catalog, tmp_path):
   assert report["rows"] == len(rows) + 1
   assert report["skipped"]["malformed rows (wrong number of fields)"]["count"] == 1
   assert report["images"]["unreadable"] == 1
-  assert report["images"]["duplicate_images_first"] == [[f"SKU-{rows[4]['sku'][4:]}", "SKU-copy"]]
+  assert report["images"]["duplicate_images_all"] == [[f"SKU-{rows[4]['sku'][4:]}", "SKU-copy"]]
   assert report["splits"] == {"train": sum(r["split"] == "train" for r in rows) + 1,
                               "val": sum(r["split"] == "val" for r in rows),
                               "test": sum(r["split"] == "test" for r in rows)}

@@ -35,3 +35,19 @@ def test_a_target_precision_picks_the_lowest_cut_that_reaches_it():
       sigmoid.choose_thresholds(scores, targets, 0.5, target_precision=1.0)[0], 0.75)
   # Unreachable: the configured threshold stays.
   assert sigmoid.choose_thresholds(scores[2:3], targets[2:3], 0.5, target_precision=0.9)[0] == 0.5
+
+
+def test_only_attributes_with_enough_validation_positives_and_negatives_are_tuned():
+  rng = np.random.default_rng(1)
+  targets = np.zeros((200, 4), np.float32)
+  targets[:25, 0] = 1  # Enough of both.
+  targets[:3, 1] = 1  # A handful of positives: a best-F1 cut would fit them, not the attribute.
+  targets[:197, 3] = 1  # A handful of negatives, the same way round.
+  scores = np.clip(0.4 * targets + 0.6 * rng.random((200, 4)), 0, 1)
+  every = sigmoid.choose_thresholds(scores, targets, 0.5)
+  assert every[1] != 0.5 and every[3] != 0.5
+  ruled = sigmoid.choose_thresholds(scores, targets, 0.5, min_examples=20)
+  assert ruled[0] == every[0] and list(ruled[1:]) == [0.5, 0.5, 0.5]
+  np.testing.assert_array_equal(sigmoid.tuning_columns(targets, 20), [True, False, False, False])
+  # One positive is the least that tuning needs, whatever the setting says.
+  np.testing.assert_array_equal(sigmoid.tuning_columns(targets, 0), [True, True, False, True])

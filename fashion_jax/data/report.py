@@ -5,15 +5,15 @@ import dataclasses
 
 from absl import logging
 
-_EXAMPLES_KEPT = 5
+_EXAMPLES_SHOWN = 5
 
 
 @dataclasses.dataclass
 class DataReport:
   """Problems found while reading one source, grouped by kind.
 
-  Each kind keeps a count and the first few places (file:line or id), which is what
-  a user needs to find and fix the rows.
+  Each kind keeps a count and every place (file:line or id, with the reason where there
+  is one), which is what a user needs to find and fix the rows; logs show the first few.
   """
 
   source: str
@@ -23,8 +23,7 @@ class DataReport:
 
   def add(self, kind: str, where: str) -> None:
     self.counts[kind] += 1
-    if len(self.examples[kind]) < _EXAMPLES_KEPT:
-      self.examples[kind].append(where)
+    self.examples[kind].append(where)
 
   def log(self) -> None:
     self.logged = set()
@@ -34,10 +33,11 @@ class DataReport:
     """Logs the kinds added since the last log."""
     for kind in sorted(set(self.counts) - self.logged):
       logging.warning("%s: %d %s (first: %s)", self.source, self.counts[kind], kind,
-                      ", ".join(self.examples[kind]))
+                      ", ".join(self.examples[kind][:_EXAMPLES_SHOWN]))
     self.logged = set(self.counts)
 
   def to_dict(self) -> dict:
     return {"source": self.source,
-            "problems": {k: {"count": c, "first": self.examples[k]}
+            "problems": {k: {"count": c, "first": self.examples[k][:_EXAMPLES_SHOWN],
+                             "all": self.examples[k]}
                          for k, c in sorted(self.counts.items())}}

@@ -125,11 +125,22 @@ class TaskKind:
   def summarize(self, task: Task, total) -> dict[str, float]:
     raise NotImplementedError
 
+  def inspect(self, task: Task, values: np.ndarray, train_rows: np.ndarray,
+              shown: int) -> dict:
+    """`inspect_data`'s facts about a task's raw column beyond its coverage: `values` are
+    the label strings of every row ('' missing), `train_rows` the training split's
+    indices; lists are cut to `shown` items."""
+    return {}
+
   def tune_on_validation(self, task: Task, total) -> dict | None:
     """What the kind chooses on the validation split when training ends, from that
     split's accumulated statistics (sigmoid: per-attribute thresholds), to add to its
     `Vocab.fitted`; None: nothing."""
     return None
+
+  def describe_tuned(self, task: Task, chosen: dict) -> str:
+    """One phrase for the console on what `tune_on_validation` chose."""
+    return ", ".join(sorted(chosen))
 
   def report(self, task: Task, total, rows: dict, raw_labels: np.ndarray, vocab,
              out_dir: str, split: str, step: int, max_classes: int) -> tuple[dict, list[str]]:

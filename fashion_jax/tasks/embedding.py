@@ -7,6 +7,8 @@ triplet loss (`margin`); scored by Recall@k; P x K batches group its identities 
 `search` searches with it.
 """
 
+import collections
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,6 +29,12 @@ class Embedding(base.TaskKind):
   def check_options(self, options, field):
     checks.number(options["dim"], f"{field}.dim", 1, integer=True)
     checks.number(options["margin"], f"{field}.margin", 0)
+
+  def inspect(self, task, values, train_rows, shown):
+    # Identities for P x K batches: values shared by 2+ training images.
+    counts = collections.Counter(v for v in values[train_rows] if v)
+    return {"classes_in_train": len(counts),
+            "identities_with_2_plus_images": sum(n >= 2 for n in counts.values())}
 
   def head_size(self, task, num_classes):
     return task.option("dim")

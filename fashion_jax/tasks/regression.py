@@ -40,6 +40,13 @@ class Regression(base.TaskKind):
   def check_options(self, options, field):
     checks.choice(options["loss_type"], f"{field}.loss_type", LOSS_TYPES)
 
+  def inspect(self, task, values, train_rows, shown):
+    numbers = _numbers(values)
+    known = numbers[np.isfinite(numbers)]
+    return {"not_numeric": int(sum(bool(v) for v in values[~np.isfinite(numbers)])),
+            **({"min": float(known.min()), "mean": float(known.mean()),
+                "max": float(known.max())} if len(known) else {})}
+
   def build_vocab(self, task, values, rare_policy):
     numbers = _numbers(values)
     known = numbers[np.isfinite(numbers)]

@@ -8,11 +8,16 @@ of the form 'group<group_separator>name' form groups of mutually exclusive class
 
 Thresholds: `threshold` (0.5) for every attribute until training ends; then, with
 `tune_thresholds`, one per attribute is chosen on the validation split (the best F1, or
-with `target_precision` > 0 the lowest score reaching that precision; an attribute with
-no validation positives keeps `threshold`). They are saved with the vocabulary
-(vocab.json) and used by evaluation, evaluate and predict; metrics at the fixed
-`threshold` are reported beside them as `<metric>_at_<threshold>`.
+with `target_precision` > 0 the lowest score reaching that precision), but only for an
+attribute with at least `min_tuning_examples` validation positives and as many
+negatives: a cut fitted to a handful of either side moves test F1 more by chance than
+by signal (docs/results.md, "Attribute thresholds"), so the others keep `threshold`. The chosen thresholds and the
+names of the tuned attributes are saved with the vocabulary (vocab.json) and used by
+evaluation, evaluate and predict; metrics at the fixed `threshold` are reported beside
+them as `<metric>_at_<threshold>`.
 """
+
+import collections
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +29,15 @@ from fashion_jax.errors import ConfigError
 from fashion_jax.tasks import base
 
 
+# Chosen by scripts/threshold_rule.py (docs/results.md, "Attribute thresholds").
+MIN_TUNING_EXAMPLES = 30
+
+
 class Sigmoid(base.TaskKind):
   options = {"pos_weight": 1.0, "auto_pos_weight": False, "max_pos_weight": 50.0,
              "threshold": 0.5, "separator": "|", "top_k": (), "group_separator": "",
-             "tune_thresholds": True, "target_precision": 0.0}
+             "tune_thresholds": True, "target_precision": 0.0,
+             "min_tuning_examples": MIN_TUNING_EXAMPLES}
   lower_is_better = ("loss", "hamming_loss")
 
   def metric_names(self, task):
@@ -40,9 +50,20 @@ class Sigmoid(base.TaskKind):
     checks.number(options["threshold"], f"{field}.threshold", 0, 1, low_open=True,
                   high_open=True)
     checks.number(options["target_precision"], f"{field}.target_precision", 0, 1)
+    checks.number(options["min_tuning_examples"], f"{field}.min_tuning_examples", 1)
     if not isinstance(options["separator"], str) or not options["separator"]:
       raise ConfigError(f"config.{field}.separator={options['separator']!r} must be a "
                         "non-empty string (what joins the labels of one row, e.g. '|').")
+
+  def inspect(self, task, values, train_rows, shown):
+    separator = task.option("separator")
+    split = lambda value: [v.strip() for v in value.split(separator) if v.strip()]  # noqa: E731
+    per_row = [len(split(value)) for value in values if value]
+    labels = collections.Counter(label for value in values[train_rows] for label in split(value))
+    return {"labels_per_row_mean": float(np.mean(per_row)) if per_row else 0.0,
+            "rows_with_no_labels": int(sum(n == 0 for n in per_row)),
+            "labels_in_train": len(labels),
+            "largest": [f"{c} ({n})" for c, n in labels.most_common(shown)]}
 
   def build_vocab(self, task, values, rare_policy):
     return vocab_lib.build_vocab(task.column, values, task.min_count, rare_policy,
@@ -59,6 +80,7 @@ class Sigmoid(base.TaskKind):
     fitted = dict(task.fitted)
     if "thresholds" in fitted:  # Hashable, as every Task field.
       fitted["thresholds"] = tuple(float(t) for t in fitted["thresholds"])
+      fitted["tuned"] = tuple(fitted.get("tuned", ()))
       task = base.dataclasses.replace(task, fitted=tuple(sorted(fitted.items())))
     if labels is None or not task.option("auto_pos_weight"):
       return task
@@ -128,10 +150,22 @@ class Sigmoid(base.TaskKind):
     if not task.option("tune_thresholds") or total is None:
       return None
     keep = base.rows_of(total, "mask") > 0
-    chosen = choose_thresholds(base.rows_of(total, "scores")[keep],
-                               base.rows_of(total, "targets")[keep], task.option("threshold"),
-                               task.option("target_precision"))
-    return {"thresholds": [float(t) for t in chosen]}
+    targets = base.rows_of(total, "targets")[keep]
+    chosen = choose_thresholds(base.rows_of(total, "scores")[keep], targets,
+                               task.option("threshold"), task.option("target_precision"),
+                               task.option("min_tuning_examples"))
+    tuned = tuning_columns(targets, task.option("min_tuning_examples"))
+    return {"thresholds": [float(t) for t in chosen],
+            "tuned": [task.classes[c] for c in np.flatnonzero(tuned)]}
+
+  def describe_tuned(self, task, chosen) -> str:
+    tuned = chosen.get("tuned", ())
+    kept = len(task.classes) - len(tuned)
+    text = (f"thresholds of {len(tuned)} of {len(task.classes)} attributes, those with >= "
+            f"{task.option('min_tuning_examples')} validation positives and negatives")
+    if tuned:
+      text += f" ({', '.join(tuned[:8])}{', ...' if len(tuned) > 8 else ''})"
+    return text + (f"; {kept} keep {task.option('threshold'):g}" if kept else "")
 
   def activate(self, task, output):
     return jax.nn.sigmoid(output.astype(jnp.float32))
@@ -159,17 +193,26 @@ def thresholds(task) -> np.ndarray | float:
   return task.option("threshold")
 
 
+def tuning_columns(targets: np.ndarray, min_examples: int) -> np.ndarray:
+  """bool [C]: the columns of 0/1 `targets` [N, C] with at least `min_examples` (and at
+  least one) positives and as many negatives, enough to tune a cut on."""
+  positives = (targets > 0).sum(0)
+  return np.minimum(positives, len(targets) - positives) >= max(int(min_examples), 1)
+
+
 def choose_thresholds(scores: np.ndarray, targets: np.ndarray, default: float,
-                      target_precision: float = 0.0) -> np.ndarray:
+                      target_precision: float = 0.0, min_examples: int = 1) -> np.ndarray:
   """Per column of `scores` [N, C] (probabilities) against 0/1 `targets`: where to cut
   (score >= it is predicted) to maximise F1, or, with `target_precision` > 0, the lowest
   cut whose precision reaches it. A cut lies halfway between two neighbouring distinct
-  scores, so rounding never moves a sample across it. Columns without positives, or
-  none reaching the precision, keep `default`."""
+  scores, so rounding never moves a sample across it. Columns with fewer than
+  `min_examples` positives or negatives (at least one positive), or none reaching the
+  precision, keep `default`."""
   chosen = np.full(scores.shape[1], default, np.float64)
+  enough = tuning_columns(targets, min_examples)
   for c in range(scores.shape[1]):
     positive = targets[:, c] > 0
-    if not positive.any():
+    if not enough[c]:
       continue
     order = np.argsort(-scores[:, c], kind="stable")
     ranked, hits = scores[order, c].astype(np.float64), positive[order]

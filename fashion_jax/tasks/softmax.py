@@ -6,6 +6,7 @@ accuracy, macro-F1, optional top-k accuracies; evaluate adds label-level scores 
 excluded), per-class precision/recall/F1, ROC curves and a confusion matrix.
 """
 
+import collections
 import csv
 import os
 
@@ -35,6 +36,14 @@ class Softmax(base.TaskKind):
     checks.choice(options["class_weighting"], f"{field}.class_weighting",
                   class_weights_lib.WEIGHTINGS)
     checks.number(options["effective_beta"], f"{field}.effective_beta", 0, 1, high_open=True)
+
+  def inspect(self, task, values, train_rows, shown):
+    counts = collections.Counter(v for v in values[train_rows] if v)
+    rare = sorted((c for c, n in counts.items() if n < task.min_count), key=lambda c: counts[c])
+    return {"classes_in_train": len(counts), "min_count": task.min_count,
+            "dropped_by_min_count": len(rare),
+            "dropped_first": [f"{c} ({counts[c]})" for c in rare[:shown]],
+            "largest": [f"{c} ({n})" for c, n in counts.most_common(shown)]}
 
   def masked_values(self, task, values, mask):
     return (f"labels not in task '{task.name}'s training classes (masked)",

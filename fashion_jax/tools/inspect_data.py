@@ -10,8 +10,11 @@ Prints, per dataset: rows read and the rows the source skipped (with their lines
 that are missing or do not decode, duplicate ids and duplicate images (the same bytes),
 per task the label coverage, the class counts and the classes `min_count` would drop
 (softmax), the labels per row (multi-label), the identities that P x K batches could use
-(embedding), and the split sizes; and writes the same as JSON to --out. One pass over
-the images, with a progress bar.
+(embedding), and the split sizes; and writes the same as JSON to --out, with every row
+of every problem. One pass over the images, with a progress bar. Rows that training
+would skip are listed, not fatal; what would stop training (a table that cannot be
+read, a split column with unknown values, an empty training split, an identity column
+whose values never repeat, ...) is listed under "errors", and the exit status is then 1.
 """
 
 import collections
@@ -20,14 +23,15 @@ import io
 import json
 
 import numpy as np
-from absl import flags
+from absl import flags, logging
 from ml_collections import config_flags
 
 from fashion_jax import validation
 from fashion_jax.data import labelled, sources
+from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.tools import cli
 
-_SHOWN = 10  # Examples kept per problem and rare classes listed per task.
+_SHOWN = 10  # Classes listed per task (the largest, the rare ones).
 
 
 def _define_flags():
@@ -41,6 +45,7 @@ def _images(table, check: bool, progress: bool) -> dict:
   from PIL import Image
   from tqdm import tqdm
   unreadable, by_hash = [], collections.defaultdict(list)
+  # Every unreadable image is listed: the report is where a shop finds its broken files.
   for i in tqdm(range(len(table)), desc="images", unit="img", disable=not progress):
     where = table.images.describe(int(table.rows[i]))
     try:
@@ -56,76 +61,82 @@ def _images(table, check: bool, progress: bool) -> dict:
       except Exception as e:  # PIL raises many types for a file it cannot read.
         unreadable.append(f"{where} ({type(e).__name__})")
   duplicates = [ids for ids in by_hash.values() if len(ids) > 1]
-  return {"unreadable": len(unreadable), "unreadable_first": unreadable[:_SHOWN],
-          "duplicate_image_groups": len(duplicates),
-          "duplicate_images_first": duplicates[:_SHOWN]}
+  return {"unreadable": len(unreadable), "unreadable_all": unreadable,
+          "duplicate_image_groups": len(duplicates), "duplicate_images_all": duplicates}
 
 
 def _task_report(task, table, train_rows) -> dict:
   values = table.columns[task.column]
-  labelled_rows = np.asarray([bool(v) for v in values])
-  out = {"kind": task.kind, "column": task.column,
-         "coverage": float(labelled_rows.mean()) if len(values) else 0.0}
-  if task.kind in ("softmax", "embedding"):
-    counts = collections.Counter(values[train_rows][labelled_rows[train_rows]])
-    out["classes_in_train"] = len(counts)
-    if task.kind == "softmax":
-      rare = sorted((c for c, n in counts.items() if n < task.min_count),
-                    key=lambda c: counts[c])
-      out["min_count"] = task.min_count
-      out["dropped_by_min_count"] = len(rare)
-      out["dropped_first"] = [f"{c} ({counts[c]})" for c in rare[:_SHOWN]]
-      out["largest"] = [f"{c} ({n})" for c, n in counts.most_common(_SHOWN)]
-    else:  # Identities for P x K batches: values shared by 2+ training images.
-      out["identities_with_2_plus_images"] = sum(n >= 2 for n in counts.values())
-  elif task.kind == "sigmoid":
-    separator = task.option("separator")
-    per_row = [len([v for v in value.split(separator) if v.strip()])
-               for value in values[labelled_rows]]
-    labels = collections.Counter(label.strip() for value in values[train_rows]
-                                 for label in value.split(separator) if label.strip())
-    out["labels_per_row_mean"] = float(np.mean(per_row)) if per_row else 0.0
-    out["rows_with_no_labels"] = int(sum(n == 0 for n in per_row))
-    out["labels_in_train"] = len(labels)
+  coverage = float(np.mean([bool(v) for v in values])) if len(values) else 0.0
+  return {"kind": task.kind, "column": task.column, "coverage": coverage,
+          **task.spec.inspect(task, values, train_rows, _SHOWN)}
+
+
+def _dataset_report(config, name: str, tasks, check_images: bool, progress: bool) -> dict:
+  where = f"config.datasets.{name}"
+  resolved = sources.resolve_dataset_config(config.datasets[name], where)
+  own = [t for t in tasks if t.dataset == name]
+  try:
+    table, problems = labelled.read_table(config, name, resolved, tasks)
+  except (DataError, OSError) as e:  # The table itself: nothing else of it can be read.
+    return {"source": resolved.source, "root": resolved.root, "errors": [str(e)]}
+  out = {"source": resolved.source, "root": resolved.root, "rows": len(table),
+         "skipped": problems.to_dict()["problems"], "errors": []}
+  ids = collections.Counter(table.ids)
+  duplicate_ids = [i for i, n in ids.items() if n > 1]
+  out.update(duplicate_ids=len(duplicate_ids), duplicate_ids_all=duplicate_ids,
+             images=_images(table, check_images, progress))
+  try:
+    rows = labelled.split_rows(table, resolved, where,
+                               labelled.stratify_column(resolved, own, name))
+  except (DataError, ConfigError) as e:
+    out["errors"].append(str(e))
+    return out
+  out["splits"] = {split: int(len(r)) for split, r in rows.items()}
+  out["tasks"] = {t.name: _task_report(t, table, rows["train"]) for t in own}
   return out
 
 
 def inspect(config, check_images: bool = True, progress: bool = True) -> dict:
-  """The report of every configured dataset (see the module docstring)."""
+  """The report of every configured dataset (see the module docstring), and under
+  "errors" what would stop training (empty when it would start)."""
   tasks = validation.validate_config(config)
-  report = {}
-  for name, dataset_config in config.datasets.items():
-    where = f"config.datasets.{name}"
-    resolved = sources.resolve_dataset_config(dataset_config, where)
-    own = [t for t in tasks if t.dataset == name]
-    table, problems = labelled.read_table(config, name, resolved, tasks)
-    rows = labelled.split_rows(table, resolved, where,
-                               labelled.stratify_column(resolved, own, name))
-    ids = collections.Counter(table.ids)
-    duplicate_ids = [i for i, n in ids.items() if n > 1]
-    report[name] = {
-        "source": resolved.source, "root": resolved.root, "rows": len(table),
-        "skipped": problems.to_dict()["problems"],
-        "duplicate_ids": len(duplicate_ids), "duplicate_ids_first": duplicate_ids[:_SHOWN],
-        "images": _images(table, check_images, progress),
-        "splits": {split: int(len(r)) for split, r in rows.items()},
-        "tasks": {t.name: _task_report(t, table, rows["train"]) for t in own}}
+  report = {"datasets": {name: _dataset_report(config, name, tasks, check_images, progress)
+                         for name in config.datasets}}
+  report["errors"] = [f"config.datasets.{name}: {e}" for name, data in
+                      report["datasets"].items() for e in data["errors"]]
+  if not report["errors"]:  # The rest of what training checks before its first step.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)  # Its rows' warnings are in the report already.
+    try:
+      labelled.prepare_data(config, tasks, workdir=None)
+    except (DataError, ConfigError) as e:
+      report["errors"].append(str(e))
+    finally:
+      logging.set_verbosity(verbosity)
   return report
 
 
 def _print(report: dict) -> None:
-  for name, data in report.items():
-    print(f"{name} ({data['source']}, {data['root']}): {data['rows']} rows; splits "
-          + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))
+  for name, data in report["datasets"].items():
+    if "rows" not in data:
+      print(f"{name} ({data['source']}, {data['root']}): cannot be read")
+      continue
+    splits = ", ".join(f"{k} {v}" for k, v in data.get("splits", {}).items())
+    print(f"{name} ({data['source']}, {data['root']}): {data['rows']} rows"
+          + (f"; splits {splits}" if splits else ""))
     for kind, problem in data["skipped"].items():
-      print(f"  {kind}: {problem['count']} (first: {', '.join(problem['first'])})")
+      more = f", ... ({problem['count']} in all)" if problem["count"] > len(problem["first"]) else ""
+      print(f"  {kind}: {problem['count']} ({', '.join(problem['first'])}{more})")
     images = data["images"]
     print(f"  images that do not decode: {images['unreadable']}; duplicate images: "
           f"{images['duplicate_image_groups']} groups; duplicate ids: {data['duplicate_ids']}")
-    for task, info in data["tasks"].items():
+    for task, info in data.get("tasks", {}).items():
       details = {k: v for k, v in info.items() if k not in ("kind", "column")}
       print(f"  {task} ({info['kind']} on '{info['column']}'): "
             + "; ".join(f"{k} {v}" for k, v in details.items()))
+  for error in report["errors"]:
+    print(f"Would stop training: {error}")
 
 
 def main(argv):
@@ -135,8 +146,8 @@ def main(argv):
   _print(report)
   with open(FLAGS.out, "w") as f:
     json.dump(report, f, indent=2)
-  print(f"Wrote {FLAGS.out}")
-  return 0
+  print(f"Wrote {FLAGS.out} (every problem, row by row)")
+  return 1 if report["errors"] else 0
 
 
 def run():
