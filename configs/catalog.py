@@ -1,7 +1,8 @@
 r"""Your own catalog: a product table (CSV, TSV, JSON lines or Parquet) with image paths,
 the tasks named on the command line, fine-tuned from the ImageNet EfficientNet-Lite0 that
-pip installs (configs/mtl_pretrained.py's recipe, 96 px): a shop's few thousand photos
-need pretrained features most.
+pip installs (configs/mtl_pretrained.py:one_rate, 96 px: every layer from the first
+step at one learning rate, so no step counts are fixed that a small shop's run could be
+shorter than): a shop's few thousand photos need pretrained features most.
 
     python -m fashion_jax.main --config=configs/catalog.py --workdir=runs/shop \
         --config.datasets.catalog.root=/data/shop/products.csv \
@@ -16,7 +17,7 @@ Columns: `image_column` (default 'image'), `id_column`, `split_column` (train/va
 without one the split is stratified on the first softmax column) under
 `config.datasets.catalog`; see fashion_jax/data/catalog.py. From scratch instead (a
 large catalog, or photos far from ImageNet's): --config.model.name=resnet50
---config.model.pretrained= --config.stages= (configs/mtl.py's ResNet-50). The tasks are expanded from
+--config.model.pretrained= (configs/mtl.py's ResNet-50). The tasks are expanded from
 `config.catalog` when the run starts (fashion_jax/catalog_tasks.py) and stored in the
 run's config.json.
 """
@@ -29,7 +30,7 @@ from fashion_jax.data.sources import dataset_config
 
 def get_config(source: str = "catalog"):
   """`source`: catalog (a table) or image_folder."""
-  config = load_sibling_config(__file__, "mtl_pretrained")
+  config = load_sibling_config(__file__, "mtl_pretrained", "one_rate")
   config.datasets = {"catalog": dataset_config(source)}
   config.datasets.catalog.sampler = "auto"  # P x K identities when catalog.identity is set.
   config.catalog = ml_collections.ConfigDict(dict(softmax="", multilabel="", identity="",

@@ -125,6 +125,9 @@ ROWS.update({
     "pt_one_rate_wd_1e-4": {**ONE_RATE, "optimizer.weight_decay": 1e-4},
     "pt_one_rate_no_label_smoothing": {**ONE_RATE, **NO_LABEL_SMOOTHING},
     "pt_one_rate_fixed_weights": {**ONE_RATE, "loss_balancing.name": "fixed"},
+    # The baseline's model keeps efficientnet_lite_pytorch's drop connect 0.2 (stochastic
+    # depth, scaled by block index as ours is).
+    "pt_one_rate_drop_path_0.2": {**ONE_RATE, "model.drop_path_rate": 0.2},
 })
 # The PyTorch baselines' own flags (scripts/torch_baseline.py).
 BASELINES = {"torch_baseline": [],

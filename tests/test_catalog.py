@@ -170,8 +170,9 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
   # --config.catalog.identity=colour` would set them, after get_config() returned.
   config = load_config("catalog")
   shrunk = tiny_config()
+  # The tiny model has no pretrained weights to fine-tune in stages.
   for field in ("data", "model", "batch_size", "num_train_steps", "log_every_steps",
-                "eval_every_steps", "checkpoint", "optimizer"):
+                "eval_every_steps", "checkpoint", "optimizer", "stages"):
     config[field] = shrunk[field]
   config.checkpoint.best_metric = ""
   config.datasets.catalog.update(root=str(catalog / "products.csv"), id_column="sku",
