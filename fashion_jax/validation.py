@@ -71,7 +71,7 @@ def _check_weights_are_given(config) -> None:
         f"{' and '.join(needing)} fine-tune a pretrained backbone, but "
         "config.model.pretrained is empty. Set config.model.pretrained to 'imagenet' (the "
         f"packaged weights of {weights.packaged_models()}), a weights file, a folder "
-        "written by python -m fashion_jax.pretrained or another run's workdir; or to "
+        "written by python -m fashion_jax pretrained or another run's workdir; or to "
         "'random' to train a randomly initialised backbone that way on purpose.")
 
 

@@ -12,7 +12,7 @@ reads and writes of the run-level ones.
       train.log                the console's lines, plain
       final_metrics.json       the last evaluation ('split/task/metric': value)
       checkpoints/<step>/      Orbax: the train state, the data position, run metadata
-      eval/<name>/metrics.json python -m fashion_jax.evaluate (and its reports, plots)
+      eval/<name>/metrics.json python -m fashion_jax evaluate (and its reports, plots)
 """
 
 import json

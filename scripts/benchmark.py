@@ -156,8 +156,8 @@ def bench_jax(image_size: int, batch: int, steps: int, overrides: dict) -> dict:
 def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[int],
                    batches: int, packed: str = "", tfds_dir: str = "") -> dict:
   """Training images/s of the input pipeline alone: from the JPEG folder, and from an
-  ArrayRecord pack of it (python -m fashion_jax.prepare) when `packed` is given, and from
-  its TFDS build (python -m fashion_jax.build_tfds) when `tfds_dir` is given."""
+  ArrayRecord pack of it (python -m fashion_jax prepare) when `packed` is given, and from
+  its TFDS build (python -m fashion_jax build_tfds) when `tfds_dir` is given."""
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data import labelled, pipeline
 
@@ -328,11 +328,11 @@ def main():
   parser.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "",
                       help="fashion-product-images folder for the pipeline ('' = sample).")
   parser.add_argument("--packed", default="",
-                      help="An ArrayRecord pack of --data (python -m fashion_jax.prepare), to "
+                      help="An ArrayRecord pack of --data (python -m fashion_jax prepare), to "
                            "compare the pipeline reading it with reading the JPEG folder.")
   parser.add_argument("--tfds", default="",
                       help="A TFDS data dir holding --data built by python -m "
-                           "fashion_jax.build_tfds, to compare with the JPEG folder too.")
+                           "fashion_jax build_tfds, to compare with the JPEG folder too.")
   parser.add_argument("--set", action="append", default=[],
                       help="Config override for the JAX model, e.g. --set model.dtype=bfloat16 "
                            "or --set nonfinite_policy=skip.")

@@ -3,7 +3,7 @@ r"""HTTP service under load: throughput and latency of /predict and /similar.
     python scripts/benchmark_serving.py --model=runs/demo/export --index=runs/demo/serving_index \
         [--clients=1,8,32] [--requests=40]
 
-Starts `python -m fashion_jax.serve` on a loopback port, then for each number of
+Starts `python -m fashion_jax serve` on a loopback port, then for each number of
 concurrent clients sends --requests requests per client (real product photos from the
 embedded sample, as multipart uploads) and reports requests/s, p50 and p99 latency,
 failures, and images per model call (the batching) from /healthz. Stops by itself.
@@ -77,7 +77,7 @@ def main():
   parser.add_argument("--requests", type=int, default=40)
   args = parser.parse_args()
   port = free_port()
-  command = [sys.executable, "-m", "fashion_jax.serve", f"--model={args.model}",
+  command = [sys.executable, "-m", "fashion_jax", "serve", f"--model={args.model}",
              f"--backend={args.backend}", f"--port={port}"]
   if args.index:
     command.append(f"--index={args.index}")

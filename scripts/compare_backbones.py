@@ -1,6 +1,6 @@
 r"""Backbones side by side under configs/mtl.py's tasks, at one budget: per-task accuracy
 and macro-F1 (mean over seeds), parameters, FLOPs per image, train and eval images/s on
-this machine, and wall time; plus `python -m fashion_jax.compare`'s bar chart.
+this machine, and wall time; plus `python -m fashion_jax compare`'s bar chart.
 
     # Train and score each backbone (resumable: finished rows are skipped), then time it:
     python scripts/compare_backbones.py run --models=resnet50,convnext_tiny,vit_s16,efficientnet_b0 \
@@ -89,7 +89,7 @@ def report(models: list[str], epochs: int, score: str, workdirs: str,
     folders = [os.path.join(workdirs, f"{row}_e{epochs}_s{r['seed']}") for r in records]
     runs += [f for f in folders if os.path.isdir(f)]
   if runs:  # The chart needs the workdirs (scratch), the table only the records.
-    subprocess.run([sys.executable, "-m", "fashion_jax.compare", *runs, f"--split={score}",
+    subprocess.run([sys.executable, "-m", "fashion_jax", "compare", *runs, f"--split={score}",
                     f"--out={SPEED}"], cwd=study.REPO, check=True, stdout=subprocess.DEVNULL)
     lines += ["", f"Chart: {os.path.relpath(os.path.join(SPEED, 'comparison.png'), study.REPO)}"]
   return "\n".join(lines)

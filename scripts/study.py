@@ -15,7 +15,7 @@ split_seed 0), so seeds vary initialisation, shuffling and augmentation only. A 
 row writes `docs/results/runs/<row>_e<epochs>_s<seed>_<score>.json` (per-task accuracy,
 macro-F1 and n from `metrics.label_scores`, the command, the commit, the wall time):
 commit those files; the workdirs under --workdirs are scratch. fashion_jax rows run
-`python -m fashion_jax.main` then `python -m fashion_jax.evaluate --checkpoint=latest`
+`python -m fashion_jax.main` then `python -m fashion_jax evaluate --checkpoint=latest`
 (the final weights, as the baseline); the baseline row runs scripts/torch_baseline.py.
 """
 
@@ -186,7 +186,7 @@ def _jax_commands(row, overrides, data, workdir, epochs, seed, score):
            f"--workdir={workdir}", f"--config.datasets.products.root={data}",
            f"--config.datasets.products.split_file={SPLIT_FILE}", f"--config.num_epochs={epochs}",
            f"--config.seed={seed}", *flags]
-  evaluate = [sys.executable, "-m", "fashion_jax.evaluate", f"--workdir={workdir}",
+  evaluate = [sys.executable, "-m", "fashion_jax", "evaluate", f"--workdir={workdir}",
               f"--split={score}", "--checkpoint=latest", "--grid_images=0"]
   return train, evaluate
 

@@ -126,7 +126,7 @@ def main():
   parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--val_sizes", default="60,600")
-  parser.add_argument("--min_examples", default="1,3,5,10,20,30,50")
+  parser.add_argument("--min_examples", default="1,5,10,20,30,50,75")
   parser.add_argument("--repeats", type=int, default=50)
   args = parser.parse_args()
   os.makedirs(args.workdir, exist_ok=True)

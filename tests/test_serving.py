@@ -265,7 +265,7 @@ def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_p
 def test_index_build_command_splits_batches_over_devices(workdir, index_dir, tmp_path):
   out = tmp_path / "index"
   result = subprocess.run(
-      [sys.executable, "-m", "fashion_jax.index", "build", f"--model={workdir}",
+      [sys.executable, "-m", "fashion_jax", "index", "build", f"--model={workdir}",
        "--checkpoint=latest", "--catalog=split:test", f"--out={out}", "--batch_size=7"],
       capture_output=True, text=True, timeout=300, cwd=REPO,
       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
@@ -456,7 +456,7 @@ def test_serve_refuses_a_missing_model_or_damaged_index_at_start_up(exported, in
   for args, message in (([f"--model={tmp_path}/nope"], f"--model={tmp_path}/nope: no such"),
                         ([f"--model={exported}", f"--index={damaged}"],
                          f"{damaged}/index.json: unreadable")):
-    result = subprocess.run([sys.executable, "-m", "fashion_jax.serve", *args, "--port=1"],
+    result = subprocess.run([sys.executable, "-m", "fashion_jax", "serve", *args, "--port=1"],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

@@ -68,7 +68,7 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
       return real_run(command, **kwargs)
     commands.append(command)
     scores = {"metrics": {t: {"accuracy": 0.5, "macro_f1": 0.25, "n": 7} for t in study.TASKS}}
-    if "fashion_jax.evaluate" in command:
+    if "evaluate" in command:
       workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
       os.makedirs(os.path.join(workdir, "eval", "test"))
       with open(os.path.join(workdir, "eval", "test", "metrics.json"), "w") as f:

@@ -18,7 +18,7 @@ from fashion_jax.errors import DataError
 def data_dir(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("tfds"))
   # The command users run, in its own process (as a user would; no TensorFlow installed).
-  done = subprocess.run([sys.executable, "-m", "fashion_jax.build_tfds",
+  done = subprocess.run([sys.executable, "-m", "fashion_jax", "build_tfds",
                          f"--manual_dir={product_images.SAMPLE_DIR}", f"--data_dir={out}"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
@@ -66,7 +66,7 @@ def test_tfds_errors_name_what_is_wrong(data_dir, tmp_path):
     sources.load_source(config.datasets.products, ["productDisplayName"])
   config.datasets.products.root = str(tmp_path)
   with pytest.raises(DataError, match="cannot open TFDS dataset 'fashion_product_images/train'"
-                                      ".*python -m fashion_jax.build_tfds"):
+                                      ".*python -m fashion_jax build_tfds"):
     sources.load_source(config.datasets.products, ["gender"])
   with pytest.raises(DataError, match="styles.csv not found"):
     tfds_builder.build(str(tmp_path), str(tmp_path / "out"))

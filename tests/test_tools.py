@@ -154,13 +154,13 @@ def test_predict_can_follow_the_learned_hierarchy(workdir, mode):
 
 
 def test_predict_command_exit_status(workdir, tmp_path):
-  args = [sys.executable, "-m", "fashion_jax.predict", f"--workdir={workdir}",
+  args = [sys.executable, "-m", "fashion_jax", "predict", f"--workdir={workdir}",
           "--checkpoint=latest", f"--out={tmp_path / 'out.jsonl'}", *_odd_images(tmp_path)]
   result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
   assert result.returncode == 1 and "1 of 3 images could not be read" in result.stderr
   lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
   assert len(lines) == 3 and "predictions" in lines[0]
-  missing = subprocess.run([sys.executable, "-m", "fashion_jax.evaluate",
+  missing = subprocess.run([sys.executable, "-m", "fashion_jax", "evaluate",
                             f"--workdir={tmp_path}/nope"], capture_output=True, text=True,
                            timeout=300, cwd=REPO)
   assert missing.returncode == 2 and f"{tmp_path}/nope does not exist" in missing.stderr

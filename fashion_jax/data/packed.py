@@ -1,6 +1,6 @@
 r"""Packs a configured dataset into ArrayRecord shards, and reads it back as a source.
 
-    python -m fashion_jax.prepare --config=configs/mtl.py --dataset=products \
+    python -m fashion_jax prepare --config=configs/mtl.py --dataset=products \
         --config.datasets.products.root=/data/fashion-product-images --out=/data/packed/products
 
 A pack is a folder: `images-XXXXX-of-YYYYY.array_record` (one encoded image per record,
@@ -100,7 +100,7 @@ def load_packed(data_config, columns, seed: int, where: str):
   folder = data_config.root
   if not folder or not os.path.exists(os.path.join(folder, PACK_FILE)):
     raise DataError(f"{where}.root={folder!r} is not a pack (no {PACK_FILE}); write one with "
-                    "python -m fashion_jax.prepare.")
+                    "python -m fashion_jax prepare.")
   with open(os.path.join(folder, PACK_FILE)) as f:
     summary = json.load(f)
   with open(os.path.join(folder, ROWS_FILE)) as f:

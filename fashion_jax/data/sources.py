@@ -68,7 +68,7 @@ SOURCES: dict[str, Source] = {
                                                "id_column": "", **_STRATIFIED_SPLIT}),
     "deepfashion_category": Source(deepfashion_sources.load_category, {"annotations": "coarse"}),
     "deepfashion_inshop": Source(deepfashion_sources.load_inshop, {"val_items_fraction": 0.05}),
-    # A folder written by python -m fashion_jax.prepare (see data/packed.py).
+    # A folder written by python -m fashion_jax prepare (see data/packed.py).
     "array_record": Source(packed.load_packed, _STRATIFIED_SPLIT),
     # A prepared TFDS dataset (root = its data_dir; see data/tfds_builder.py).
     "tfds": Source(tfds_builder.load_tfds, {"tfds_name": tfds_builder.NAME,

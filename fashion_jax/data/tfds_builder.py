@@ -3,7 +3,7 @@ r"""A TensorFlow Datasets definition of fashion-product-images, and the `tfds` s
 Build it once from the Kaggle layout (styles.csv + images/<id>.jpg) into a TFDS data dir
 (ArrayRecord files, so that grain can read them with random access):
 
-    python -m fashion_jax.build_tfds --manual_dir=/data/fashion-product-images \
+    python -m fashion_jax build_tfds --manual_dir=/data/fashion-product-images \
         --data_dir=/data/tensorflow_datasets
 
 then train from it with `source: tfds`:
@@ -134,7 +134,7 @@ def load_tfds(data_config, columns, seed: int, where: str):
     raise DataError(
         f"{where}: cannot open TFDS dataset {description!r} in "
         f"{data_config.root or 'the default data dir'} ({type(e).__name__}: {reason}). "
-        "Build it with python -m fashion_jax.build_tfds.") from e
+        "Build it with python -m fashion_jax build_tfds.") from e
   features = data_source.dataset_info.features
   missing = [c for c in ["image", *columns] if c not in features]
   if missing:

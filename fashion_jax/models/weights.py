@@ -1,5 +1,5 @@
 r"""Backbone weights from elsewhere: torchvision / timm files, a folder written by
-`python -m fashion_jax.pretrained` (tools/pretrained.py), another run's workdir, or
+`python -m fashion_jax pretrained` (tools/pretrained.py), another run's workdir, or
 `imagenet`: the ImageNet weights that a pip package ships for `config.model.name`
 (`Family.packaged_weights`), converted once into `$FASHION_JAX_CACHE` (default
 `~/.cache/fashion_jax`) and read from there after.
@@ -24,11 +24,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from flax import nnx
 
 from fashion_jax import checkpoint as checkpoint_lib
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models import backbones
+from fashion_jax.models.layers import RandomState
 
 # config.model.pretrained values that are not paths.
 IMAGENET = "imagenet"  # The packaged ImageNet weights of config.model.name.
@@ -138,7 +140,7 @@ def packaged_weights_file(model: str) -> str:
         f"config.model.pretrained={IMAGENET}: no package ships ImageNet weights for "
         f"config.model.name={model!r}; the models that have them: {packaged_models()}. "
         "For another model give a weights file, a folder written by python -m "
-        "fashion_jax.pretrained, or another run's workdir.")
+        "fashion_jax pretrained, or another run's workdir.")
   distribution, module, holder = entry
   try:
     return getattr(importlib.import_module(module), holder).get_model_file_path()
@@ -184,7 +186,7 @@ def check_pretrained(value: str, model: str) -> None:
     raise ConfigError(f"config.model.pretrained={value!r} does not exist: give "
                       f"{IMAGENET!r} (packaged for {packaged_models()}), a weights file "
                       "(.pth/.safetensors/.npz), a folder written by python -m "
-                      "fashion_jax.pretrained, or another run's workdir.")
+                      "fashion_jax pretrained, or another run's workdir.")
 
 
 def load_backbone(path: str, model: str) -> dict:
@@ -200,7 +202,7 @@ def load_backbone(path: str, model: str) -> dict:
       with open(os.path.join(path, "model.json")) as f:
         saved_model = json.load(f)["model"]
     except (OSError, ValueError, KeyError) as e:
-      raise DataError(f"{path}: not a folder written by python -m fashion_jax.pretrained.") from e
+      raise DataError(f"{path}: not a folder written by python -m fashion_jax pretrained.") from e
     if saved_model != model:
       raise ConfigError(f"config.model.pretrained={path} holds {saved_model} weights but "
                         f"config.model.name={model!r}.")
@@ -214,11 +216,18 @@ def apply_to_model(model_state, converted: dict, source: str, model: str):
   (`model`: config.model.name, whose family adapts input-size-dependent shapes)."""
   family = backbones.family(model)
   used = set()
+  names = lambda path: tuple(  # noqa: E731
+      getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path)
+  # A backbone's training randomness (stochastic depth keys) is its own, not weights.
+  randomness = set()
+  jax.tree_util.tree_map_with_path(
+      lambda path, v: randomness.add(names(path)) if isinstance(v, RandomState) else None,
+      model_state, is_leaf=lambda v: isinstance(v, nnx.Variable))
 
   def replace(path, leaf):
-    keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path]
-    if len(keys) < 2 or keys[0] != "backbone":  # ('backbone', ..., 'value')
-      return leaf
+    keys = names(path)
+    if len(keys) < 2 or keys[0] != "backbone" or keys[:-1] in randomness:
+      return leaf  # ('backbone', ..., 'value') only, randomness left as it is.
     ours = tuple(keys[1:-1]) if keys[-1] == "value" else tuple(keys[1:])
     if ours not in converted:
       raise DataError(f"{source} has no weights for backbone/{'/'.join(map(str, ours))}.")

@@ -1,6 +1,6 @@
 """An exported model on disk: its files, its metadata, and running it with ONNX Runtime.
 
-An export folder (written by `python -m fashion_jax.export`) holds:
+An export folder (written by `python -m fashion_jax export`) holds:
 
   metadata.json      what goes in (image size, preprocessing) and what comes out (per
                      task: its output form, class names, thresholds; serving.outputs)
@@ -71,7 +71,7 @@ def read_versioned_json(folder: str, name: str, fmt: str, version: int, what: st
 
 def read_metadata(folder: str) -> dict:
   return read_versioned_json(folder, METADATA, FORMAT, VERSION, "an exported model",
-                             "write one with python -m fashion_jax.export --workdir=RUN "
+                             "write one with python -m fashion_jax export --workdir=RUN "
                              "--out=DIR")
 
 

@@ -1,6 +1,6 @@
 """The catalog index: every product's embedding and predicted labels, searchable.
 
-Built once per model and catalog (`python -m fashion_jax.index build`), it answers:
+Built once per model and catalog (`python -m fashion_jax index build`), it answers:
 
   similar   the nearest products to an embedding (FAISS inner product on unit vectors:
             cosine), optionally among products that pass filters
@@ -53,7 +53,7 @@ def shard_path(folder: str, shard: int) -> str:
 
 def read_manifest(folder: str) -> dict:
   return artifact.read_versioned_json(folder, MANIFEST, FORMAT, VERSION, "a catalog index",
-                                      "build one with python -m fashion_jax.index build")
+                                      "build one with python -m fashion_jax index build")
 
 
 def write_json_atomic(path: str, value: dict) -> None:

@@ -30,7 +30,7 @@ from fashion_jax.tasks import base
 
 
 # Chosen by scripts/threshold_rule.py (docs/results.md, "Attribute thresholds").
-MIN_TUNING_EXAMPLES = 30
+MIN_TUNING_EXAMPLES = 50
 
 
 class Sigmoid(base.TaskKind):

@@ -1,6 +1,6 @@
 r"""Builds the fashion-product-images TFDS dataset (see fashion_jax/data/tfds_builder.py).
 
-    python -m fashion_jax.build_tfds --manual_dir=/data/fashion-product-images \
+    python -m fashion_jax build_tfds --manual_dir=/data/fashion-product-images \
         --data_dir=/data/tensorflow_datasets
 
 Needs the [tfds] extra; not TensorFlow (images are stored as the JPEG files they are).

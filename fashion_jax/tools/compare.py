@@ -1,9 +1,9 @@
 r"""Compares trained runs: a per-task metric table and a grouped bar chart.
 
-    python -m fashion_jax.compare runs/mtl runs/mtl_tuned [--split=test] \
+    python -m fashion_jax compare runs/mtl runs/mtl_tuned [--split=test] \
         [--baselines=runs/only_gender,runs/only_colour] [--out=comparison]
 
-Metrics come from each run's `eval/<split>/metrics.json` (python -m fashion_jax.evaluate)
+Metrics come from each run's `eval/<split>/metrics.json` (python -m fashion_jax evaluate)
 when present, else from its `final_metrics.json`. Prints a markdown table and writes
 `<out>/comparison.csv` and `<out>/comparison.png`. With --baselines (single-task runs),
 it adds each run's Δm: the mean relative change of its headline metrics (evaluate's

@@ -1,10 +1,10 @@
 r"""Evaluates a trained workdir on one split, or on any labelled data: metrics, per-class
 reports and plots.
 
-    python -m fashion_jax.evaluate --workdir=runs/demo [--split=test] [--checkpoint=best]
+    python -m fashion_jax evaluate --workdir=runs/demo [--split=test] [--checkpoint=best]
     # Any other labelled data in a layout the run's source reads (a holdout set, a new
     # season), every row scored with the run's own classes:
-    python -m fashion_jax.evaluate --workdir=runs/mtl --data_root=/data/holdout \
+    python -m fashion_jax evaluate --workdir=runs/mtl --data_root=/data/holdout \
         [--dataset=products] [--set=datasets.products.csv_name=holdout.csv] [--split=all]
 
 Softmax tasks are scored on label names (metrics.label_scores): a row is left out only if

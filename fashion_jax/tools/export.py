@@ -1,12 +1,12 @@
 r"""Exports a trained run for serving: jax.export and ONNX, with what reading them needs.
 
-    python -m fashion_jax.export --workdir=runs/demo --out=exports/demo [--checkpoint=best]
+    python -m fashion_jax export --workdir=runs/demo --out=exports/demo [--checkpoint=best]
 
 The folder holds model.onnx (ONNX Runtime: no JAX needed), model.jax_export (a
 serialized, batch-polymorphic `jax.export` function for cpu, cuda and tpu) and
 metadata.json (input size and preprocessing, per task its output form, classes and
 thresholds, the source run, and the exports' measured differences from the live model).
-Serve it with `python -m fashion_jax.serve --model=exports/demo`.
+Serve it with `python -m fashion_jax serve --model=exports/demo`.
 """
 
 import json

@@ -1,11 +1,11 @@
 r"""The catalog index: build it, look into it, search it by label, score label search.
 
-    python -m fashion_jax.index build --model=exports/demo --catalog=catalog_photos/ --out=index
-    python -m fashion_jax.index build --workdir=runs/demo --catalog=split:test --out=index_test
-    python -m fashion_jax.index info --index=index
-    python -m fashion_jax.index label --index=index --label=articleType=Tshirts \
+    python -m fashion_jax index build --model=exports/demo --catalog=catalog_photos/ --out=index
+    python -m fashion_jax index build --workdir=runs/demo --catalog=split:test --out=index_test
+    python -m fashion_jax index info --index=index
+    python -m fashion_jax index label --index=index --label=articleType=Tshirts \
         [--filter=gender=Men] [--k=10]
-    python -m fashion_jax.index label_benchmark --index=index_test
+    python -m fashion_jax index label_benchmark --index=index_test
 
 `build` runs the model (an export folder, run by ONNX Runtime, or a training workdir)
 over every product of the catalog (a folder of images, or split:NAME /

@@ -1,7 +1,7 @@
 r"""Checks a configured dataset before any training: what a run would read, and what is
 wrong with it.
 
-    python -m fashion_jax.inspect_data --config=configs/catalog.py \
+    python -m fashion_jax inspect_data --config=configs/catalog.py \
         --config.datasets.catalog.root=/data/shop/products.csv \
         --config.catalog.softmax=category,colour --config.catalog.multilabel=tags \
         --out=shop_report.json

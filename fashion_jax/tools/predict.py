@@ -1,6 +1,6 @@
 r"""Tags images with a trained model: one JSON line per image.
 
-    python -m fashion_jax.predict --workdir=runs/demo photo.jpg more_photos/ [--top_k=3]
+    python -m fashion_jax predict --workdir=runs/demo photo.jpg more_photos/ [--top_k=3]
 
 Each line: {"image": path, "predictions": {task: [{"label", "probability"}, ...]}} with
 the top-k classes of every softmax task and the attributes above threshold of every

@@ -1,6 +1,6 @@
 r"""Packs one configured dataset into ArrayRecord shards (see fashion_jax/data/packed.py).
 
-    python -m fashion_jax.prepare --config=configs/mtl.py --dataset=products \
+    python -m fashion_jax prepare --config=configs/mtl.py --dataset=products \
         --config.datasets.products.root=/data/fashion-product-images --out=/data/packed/products
     python -m fashion_jax.main --config=configs/mtl.py --workdir=runs/mtl_packed \
         --config.datasets.products.source=array_record \
@@ -8,7 +8,7 @@ r"""Packs one configured dataset into ArrayRecord shards (see fashion_jax/data/p
 
 Packs the label columns that the config's tasks (and the split's stratify column) read.
 
-    python -m fashion_jax.prepare --download --config=configs/catalog.py \
+    python -m fashion_jax prepare --download --config=configs/catalog.py \
         --config.datasets.catalog.root=/data/shop/export.csv \
         --config.datasets.catalog.image_cache=/data/shop/image_cache
 

@@ -1,9 +1,9 @@
 r"""Converts ImageNet weights of a torchvision / timm backbone into a folder for
 `config.model.pretrained`.
 
-    python -m fashion_jax.pretrained --weights=resnet50-11ad3fa6.pth --model=resnet50 \
+    python -m fashion_jax pretrained --weights=resnet50-11ad3fa6.pth --model=resnet50 \
         --out=weights/resnet50_imagenet
-    python -m fashion_jax.pretrained --weights=convnext_tiny.safetensors \
+    python -m fashion_jax pretrained --weights=convnext_tiny.safetensors \
         --model=convnext_tiny --out=weights/convnext_tiny_imagenet   # timm's file, found by its names
     python -m fashion_jax.main --config=configs/mtl.py --workdir=runs/mtl_pretrained \
         --config.model.pretrained=weights/resnet50_imagenet
@@ -35,3 +35,7 @@ def main(argv):
 
 def run():
   cli.run(main, _define_flags, required=["weights", "out"])
+
+
+if __name__ == "__main__":
+  run()

@@ -1,12 +1,12 @@
 r"""Visual search: index a folder of product images, then find the items most like a photo.
 
-    python -m fashion_jax.search index --workdir=runs/demo --images=catalog/ --out=gallery
-    python -m fashion_jax.search query --index=gallery photo.jpg [--k=10] [--sheet=out.png] \
+    python -m fashion_jax search index --workdir=runs/demo --images=catalog/ --out=gallery
+    python -m fashion_jax search query --index=gallery photo.jpg [--k=10] [--sheet=out.png] \
         [--filter=articleType=Tshirts]
 
 `index` builds a catalog index (serving/catalog_index.py: FAISS over the embeddings of
 an embedding task, the first one or --task, with every head's predictions for
-filters); `python -m fashion_jax.index build` is the same with more choices. A query
+filters); `python -m fashion_jax index build` is the same with more choices. A query
 prints one JSON line per query image: {"query", "results": [{"id", "image", "score"}]},
 scores being cosine similarities, best first; --sheet also draws them.
 """

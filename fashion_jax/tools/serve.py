@@ -1,7 +1,7 @@
 r"""Serves a model over HTTP, with a catalog index and a web page.
 
-    python -m fashion_jax.serve --model=exports/demo --index=index [--port=8000]
-    python -m fashion_jax.serve --model=runs/demo --catalog=dataset:products
+    python -m fashion_jax serve --model=exports/demo --index=index [--port=8000]
+    python -m fashion_jax serve --model=runs/demo --catalog=dataset:products
 
 Then open http://127.0.0.1:8000/ (drop a photo: its tags and similar catalog items),
 or call the API (http://127.0.0.1:8000/docs). With --catalog (a folder of images,
@@ -21,9 +21,9 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags():
-  flags.DEFINE_string("model", None, "An export folder (python -m fashion_jax.export) or a "
+  flags.DEFINE_string("model", None, "An export folder (python -m fashion_jax export) or a "
                       "training workdir.")
-  flags.DEFINE_string("index", "", "A catalog index (python -m fashion_jax.index build) for "
+  flags.DEFINE_string("index", "", "A catalog index (python -m fashion_jax index build) for "
                       "/similar, /products and the page's results.")
   flags.DEFINE_string("catalog", "", "Without --index: build (or reuse) the index of this "
                       "catalog in <model>/serving_index first.")

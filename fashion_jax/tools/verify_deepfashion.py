@@ -1,7 +1,7 @@
 r"""Checks an unpacked DeepFashion folder against the official release before training.
 
-    python -m fashion_jax.verify_deepfashion --root=/data/DeepFashion/Category_and_Attribute_Prediction_Benchmark
-    python -m fashion_jax.verify_deepfashion --benchmark=inshop --root=/data/DeepFashion/In-shop_Clothes_Retrieval_Benchmark
+    python -m fashion_jax verify_deepfashion --root=/data/DeepFashion/Category_and_Attribute_Prediction_Benchmark
+    python -m fashion_jax verify_deepfashion --benchmark=inshop --root=/data/DeepFashion/In-shop_Clothes_Retrieval_Benchmark
 
 Reads the annotation files, compares their counts with the release's and counts the
 listed images that are missing on disk. Prints one line per check and exits 1 if any
@@ -77,3 +77,7 @@ def main(argv):
 
 def run():
   cli.run(main, _define_flags, required=["root"])
+
+
+if __name__ == "__main__":
+  run()
