@@ -44,7 +44,7 @@ FAMILY = ToyFamily()
 def test_a_backbone_family_is_one_module_behind_the_contract(tmp_path, monkeypatch):
   (tmp_path / "toy_backbone.py").write_text(_TOY_FAMILY)
   monkeypatch.syspath_prepend(str(tmp_path))
-  monkeypatch.setitem(backbones._MODULES, "toy", "toy_backbone")
+  monkeypatch.setitem(backbones.FAMILIES.modules, "toy", "toy_backbone")
   monkeypatch.setattr(backbones, "NAMES", (*backbones.NAMES, "toy"))
   config = ml_collections.ConfigDict({"name": "toy", "features": 4, "dtype": "float32",
                                       "conv": "auto", "pretrained": ""})

@@ -129,6 +129,8 @@ ROWS = [
     ({"tasks": _SIGMOID, "tasks.tags.threshold": 1.0}, "config.tasks.tags.threshold=1.0"),
     ({"tasks": _SIGMOID, "tasks.tags.target_precision": 1.5},
      "config.tasks.tags.target_precision=1.5"),
+    ({"tasks": _SIGMOID, "tasks.tags.min_tuning_examples": 0},
+     "config.tasks.tags.min_tuning_examples=0"),
     ({"tasks": _SIGMOID, "tasks.tags.separator": ""}, "config.tasks.tags.separator=''"),
     ({"tasks": _SIGMOID, "tasks.tags.top_k": ("a",)}, "config.tasks.tags.top_k=('a',)"),
     # embedding

@@ -26,7 +26,6 @@ from fashion_jax.errors import DataError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
            ".parquet": "parquet"}
-EMPTY_STRING = ("missing", "no_labels")
 SPLIT_VALUES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 # How an empty list is written in a Table column: the separator alone splits into no
 # labels, so a multi-label task reads "no labels, all negatives", not "unknown".

@@ -11,10 +11,7 @@ from typing import Callable, Sequence
 
 from absl import logging
 
-from fashion_jax import checks
-from fashion_jax.data import catalog, deepfashion_sources, hugging_face, packed
-from fashion_jax.data import product_images
-from fashion_jax.data import tfds_builder
+from fashion_jax import checks, registry
 from fashion_jax.data.report import DataReport
 from fashion_jax.data.table import Table
 from fashion_jax.data.vocab import RARE_POLICIES
@@ -23,8 +20,13 @@ from fashion_jax.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  load: Callable  # (dataset config, label columns, seed, where) -> (Table, DataReport)
+  # 'module:function', imported when the source is first read:
+  # (dataset config, label columns, seed, where) -> (Table, DataReport).
+  loader: str
   options: dict  # The source's own config fields and their defaults.
+
+  def load(self, *args):
+    return registry.resolve(self.loader)(*args)
 
 
 # Fields every dataset has. `sampler`: 'auto' = P identities x K images per batch
@@ -48,7 +50,7 @@ _FIELD_CHECKS: dict[str, Callable] = {
     "annotations": lambda f, v: checks.choice(v, f, ("coarse", "fine")),
     "split_seed": lambda f, v: checks.number(v, f, 0, integer=True),
     "split_file": lambda f, v: checks.existing_file(v, f),
-    "empty_string": lambda f, v: checks.choice(v, f, catalog.EMPTY_STRING),
+    "empty_string": lambda f, v: checks.choice(v, f, EMPTY_STRING),
     "list_separator": lambda f, v: checks.non_empty_string(v, f),
     "image_column": lambda f, v: checks.non_empty_string(v, f),
     "label_column": lambda f, v: checks.non_empty_string(v, f),
@@ -61,26 +63,33 @@ _STRATIFIED_SPLIT = {"stratify": "articleType", "val_fraction": 0.1, "test_fract
                      "split_seed": 0, "split_file": ""}
 _SHOP_SPLIT = {**_STRATIFIED_SPLIT, "stratify": ""}
 
+EMPTY_STRING = ("missing", "no_labels")  # A catalog's '' label: unknown, or no labels.
+TFDS_NAME = "fashion_product_images"  # data/tfds_builder.py's dataset.
+
 SOURCES: dict[str, Source] = {
-    "product_images": Source(product_images.load, {"csv_name": "styles.csv",
-                                                   **_STRATIFIED_SPLIT}),
-    "hugging_face": Source(hugging_face.load, {"hf_split": "train", "image_column": "image",
-                                               "id_column": "", **_STRATIFIED_SPLIT}),
-    "deepfashion_category": Source(deepfashion_sources.load_category, {"annotations": "coarse"}),
-    "deepfashion_inshop": Source(deepfashion_sources.load_inshop, {"val_items_fraction": 0.05}),
+    "product_images": Source("fashion_jax.data.product_images:load",
+                             {"csv_name": "styles.csv", **_STRATIFIED_SPLIT}),
+    "hugging_face": Source("fashion_jax.data.hugging_face:load",
+                           {"hf_split": "train", "image_column": "image", "id_column": "",
+                            **_STRATIFIED_SPLIT}),
+    "deepfashion_category": Source("fashion_jax.data.deepfashion_sources:load_category",
+                                   {"annotations": "coarse"}),
+    "deepfashion_inshop": Source("fashion_jax.data.deepfashion_sources:load_inshop",
+                                 {"val_items_fraction": 0.05}),
     # A folder written by python -m fashion_jax prepare (see data/packed.py).
-    "array_record": Source(packed.load_packed, _STRATIFIED_SPLIT),
+    "array_record": Source("fashion_jax.data.packed:load_packed", _STRATIFIED_SPLIT),
     # A prepared TFDS dataset (root = its data_dir; see data/tfds_builder.py).
-    "tfds": Source(tfds_builder.load_tfds, {"tfds_name": tfds_builder.NAME,
-                                            "tfds_split": "train", **_STRATIFIED_SPLIT}),
+    "tfds": Source("fashion_jax.data.tfds_builder:load_tfds",
+                   {"tfds_name": TFDS_NAME, "tfds_split": "train", **_STRATIFIED_SPLIT}),
     # A shop's table: CSV/TSV/JSONL/Parquet with image paths (see data/catalog.py).
-    "catalog": Source(catalog.load_catalog, {
+    "catalog": Source("fashion_jax.data.catalog:load_catalog", {
         "table": "", "image_column": "image", "id_column": "", "split_column": "",
         "multi_valued_columns": "", "list_separator": "|", "empty_string": "missing",
         # Folder where images named by http(s) URLs are downloaded once (data/image_cache.py).
         "image_cache": "", **_SHOP_SPLIT}),
     # root/<class>/<image> (torchvision's ImageFolder): one label column.
-    "image_folder": Source(catalog.load_image_folder, {"label_column": "label", **_SHOP_SPLIT}),
+    "image_folder": Source("fashion_jax.data.catalog:load_image_folder",
+                           {"label_column": "label", **_SHOP_SPLIT}),
 }
 
 

@@ -21,12 +21,12 @@ and is imported only here.
 
 import os
 
-from fashion_jax.data import product_images
+from fashion_jax.data import product_images, sources
 from fashion_jax.data.report import DataReport
 from fashion_jax.data.table import make_table
 from fashion_jax.errors import DataError
 
-NAME = "fashion_product_images"
+NAME = sources.TFDS_NAME
 LABEL_COLUMNS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour",
                  "season", "year", "usage")
 

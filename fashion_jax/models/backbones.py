@@ -28,15 +28,14 @@ Backbone parameters are those under `MultiTaskModel.backbone`: frozen stages, th
 backbone learning rate and imported weights select them by that path. Randomness a
 backbone uses in training (stochastic depth, dropout) must come from an `nnx.Rngs` it
 holds, which is part of the model's state: checkpointed, so a resumed run replays it.
-A new family is one module and its names in `_MODULES`.
+A new family is one module and its names in `_FAMILY_NAMES`.
 """
-
-import importlib
 
 import numpy as np
 
 from fashion_jax import checks
 from fashion_jax.errors import ConfigError, DataError
+from fashion_jax.registry import Registry
 
 _FAMILY_NAMES = {
     "fashion_jax.models.resnet": ("resnet_tiny", "resnet18", "resnet34", "resnet50",
@@ -49,8 +48,9 @@ _FAMILY_NAMES = {
         "efficientnet_lite_test", *(f"{prefix}efficientnet_lite{i}" for prefix in ("", "tf_")
                                     for i in range(5))),
 }
-_MODULES = {name: module for module, names in _FAMILY_NAMES.items() for name in names}
-NAMES = tuple(_MODULES)
+FAMILIES = Registry("backbone", {name: module for module, names in _FAMILY_NAMES.items()
+                                 for name in names}, "FAMILY")
+NAMES = tuple(FAMILIES)
 
 # ImageNet statistics (RGB, 0-255 scale), as float32 values: normalising with exactly
 # these keeps outputs bit-identical to earlier releases.
@@ -139,9 +139,9 @@ class Family:
 
 def family(name: str) -> Family:
   """The family that builds `config.model.name=name` (its module imported on first use)."""
-  if name not in _MODULES:
+  if name not in FAMILIES:
     raise ConfigError(f"config.model.name={name!r} is not one of {sorted(NAMES)}.")
-  return importlib.import_module(_MODULES[name]).FAMILY
+  return FAMILIES[name]
 
 
 def input_statistics(model_config) -> tuple[tuple, tuple]:

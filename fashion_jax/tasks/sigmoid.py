@@ -50,7 +50,8 @@ class Sigmoid(base.TaskKind):
     checks.number(options["threshold"], f"{field}.threshold", 0, 1, low_open=True,
                   high_open=True)
     checks.number(options["target_precision"], f"{field}.target_precision", 0, 1)
-    checks.number(options["min_tuning_examples"], f"{field}.min_tuning_examples", 1)
+    checks.number(options["min_tuning_examples"], f"{field}.min_tuning_examples", 1,
+                  integer=True)
     if not isinstance(options["separator"], str) or not options["separator"]:
       raise ConfigError(f"config.{field}.separator={options['separator']!r} must be a "
                         "non-empty string (what joins the labels of one row, e.g. '|').")
