@@ -94,13 +94,13 @@ def get_config() -> ml_collections.ConfigDict:
       accumulate_steps=1,  # Average gradients of k batches per update (bigger batches).
   ))
 
-  # How task losses combine: fixed | uncertainty | dwa (see fashion_jax/balancing.py).
+  # How task losses combine: fixed | uncertainty | dwa (see fashion_jax/training/balancing.py).
   config.loss_balancing = ml_collections.ConfigDict(dict(name="fixed", dwa_temperature=2.0))
 
   # Optional training stages, e.g. heads only on a frozen backbone, then everything:
   # {"heads": {"until_step": 500, "tasks": "", "frozen_backbone": True},
   #  "joint": {"until_step": -1, "tasks": "category,attributes:0.5", "frozen_backbone": False}}
-  # See fashion_jax/stages.py. Empty = all tasks at their weights for the whole run.
+  # See fashion_jax/training/stages.py. Empty = all tasks at their weights for the whole run.
   config.stages = ml_collections.ConfigDict()
 
   # Exponential moving average of the weights (0 = off, e.g. 0.999): trained alongside,

@@ -29,7 +29,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Imported after flag parsing: importing jax is slow, and --help should not wait for it.
   import jax
-  from fashion_jax import parallel, train
+  from fashion_jax import parallel
+  from fashion_jax.training import train
   # Before anything touches a device: multi-host runs must initialise jax.distributed first.
   parallel.maybe_initialize_distributed(FLAGS.config.distributed)
   logging.info("JAX %s, process %d/%d, devices: %s, allocator: %s", jax.__version__,

@@ -14,8 +14,9 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import hierarchy, parallel, train_state
+from fashion_jax.training import checkpoint as checkpoint_lib
+from fashion_jax import hierarchy, parallel
+from fashion_jax.training import train_state
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled

@@ -8,14 +8,14 @@ before training and before anything is written. docs/reliability.md lists what e
 field accepts.
 """
 
-from fashion_jax import balancing
+from fashion_jax.training import balancing
 from fashion_jax import catalog_tasks
 from fashion_jax import checks
-from fashion_jax import early_stopping
+from fashion_jax.training import early_stopping
 from fashion_jax import hierarchy
-from fashion_jax import metric_window
+from fashion_jax.training import metric_window
 from fashion_jax import models
-from fashion_jax import optim
+from fashion_jax.training import optim
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled, pipeline
 from fashion_jax.data import sources

@@ -176,7 +176,7 @@ def part_input_pipeline(sizes, args) -> dict:
 
 
 def _train_small_run(workdir: str, sizes, dry_run: bool) -> None:
-  from fashion_jax import train
+  from fashion_jax.training import train
   from fashion_jax.config_lib import load_sibling_config
   config = load_sibling_config(os.path.join(REPO, "configs", "x.py"), "demo")
   config.num_train_steps = sizes["train_steps"]

@@ -63,7 +63,7 @@ def tiny_config(tasks=None, root: str = ""):
 def train_tool_run(path: str, hierarchy_decoding: str = "none") -> str:
   """A tiny trained workdir with every output form the tools and the service read: class
   tasks (one a hierarchy child), an attribute task and an embedding."""
-  from fashion_jax import train
+  from fashion_jax.training import train
   config = tiny_config(tasks={
       "articleType": task_config("softmax", "articleType"),
       "gender": task_config("softmax", "gender"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import balancing, events, train
+from fashion_jax import events
+from fashion_jax.training import balancing, train
 from fashion_jax.errors import ConfigError
 
 

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import load_config, read_sample_rows, tiny_config
-from fashion_jax import train, trained
+from fashion_jax import trained
+from fashion_jax.training import train
 from fashion_jax.tools import evaluate, predict
 from fashion_jax.data import sources
 from fashion_jax.data.product_images import SAMPLE_DIR

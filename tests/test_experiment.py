@@ -4,7 +4,7 @@ import jax
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import experiment
+from fashion_jax.training import experiment
 from fashion_jax.errors import ConfigError, DataError
 
 

@@ -77,7 +77,7 @@ _RESUME_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import jax, numpy as np
     from conftest import tiny_config
-    from fashion_jax import checkpoint, train
+    from fashion_jax.training import checkpoint, train
     assert jax.device_count() == 2
 
     def config():

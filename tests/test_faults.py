@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from conftest import run_main, tiny_config
-from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import experiment, metric_window, parallel, train
+from fashion_jax.training import checkpoint as checkpoint_lib
+from fashion_jax import parallel
+from fashion_jax.training import experiment, metric_window, train
 from fashion_jax import workdir as workdir_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled, pipeline, product_images, sources, transforms
@@ -361,7 +362,7 @@ def _by_path(tree) -> dict:
 
 def test_ctrl_c_requests_a_stop_and_a_second_one_stops_at_once():
   import signal
-  from fashion_jax import preemption
+  from fashion_jax.training import preemption
   before = signal.getsignal(signal.SIGINT)  # Background jobs start with SIGINT ignored.
   with preemption.StopRequest() as request:
     assert not request.should_stop(1)

@@ -67,7 +67,7 @@ def test_a_rerun_fetches_only_what_is_missing(shop, tmp_path):
 
 def test_a_catalog_with_url_rows_trains_on_the_rows_it_could_fetch(shop, tmp_path):
   from conftest import tiny_config
-  from fashion_jax import train
+  from fashion_jax.training import train
   from fashion_jax.tasks import task_config
   names = sorted(os.listdir(os.path.join(SAMPLE_DIR, "images")))[:40]
   Shop.photos.update({n: jpeg(n) for n in names})

@@ -79,8 +79,8 @@ def test_find_cycle_finds_one_through_a_function_level_import():
 
 def test_the_graph_sees_imports_inside_functions():
   graph = import_graph()
-  assert "fashion_jax.train" in graph["fashion_jax.main"]
-  assert "fashion_jax.data.pipeline" in graph["fashion_jax.train"]
+  assert "fashion_jax.training.train" in graph["fashion_jax.main"]
+  assert "fashion_jax.data.pipeline" in graph["fashion_jax.training.train"]
 
 
 def test_the_package_has_no_import_cycle():

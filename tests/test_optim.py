@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from fashion_jax import optim
+from fashion_jax.training import optim
 from fashion_jax.errors import ConfigError
 
 

@@ -11,7 +11,8 @@ import torch
 from flax import nnx
 
 from conftest import REPO, tiny_config
-from fashion_jax import optim, parallel, train_state
+from fashion_jax import parallel
+from fashion_jax.training import optim, train_state
 from fashion_jax.models import weights as pretrained
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled

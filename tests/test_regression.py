@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import train, trained
+from fashion_jax import trained
+from fashion_jax.training import train
 from fashion_jax.tools import compare, evaluate, predict
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data.product_images import SAMPLE_DIR
@@ -83,7 +84,7 @@ def test_a_year_task_trains_evaluates_and_predicts(product_tree, tmp_path):
 
 def test_auto_mode_follows_the_metrics_direction():
   import ml_collections
-  from fashion_jax import early_stopping
+  from fashion_jax.training import early_stopping
   tasks = tasks_lib.parse_tasks({"year": task_config("regression", "year"),
                                  "gender": task_config("softmax", "gender")})
   assert tasks_lib.metric_mode(tasks, "val/year/mae", "auto") == "min"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import experiment, parallel, stages, train
+from fashion_jax import parallel
+from fashion_jax.training import experiment, stages, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
@@ -91,7 +92,7 @@ def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, capsys):
 
 def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped(tmp_path):
   import ml_collections
-  from fashion_jax import early_stopping
+  from fashion_jax.training import early_stopping
   cfg = ml_collections.ConfigDict({"patience": 2, "metric": "", "mode": "", "min_delta": 0.01})
   ckpt = ml_collections.ConfigDict({"best_metric": "val/a/accuracy", "best_mode": "max"})
   stopper = early_stopping.EarlyStopping(cfg, ckpt, ["val/a/accuracy"])

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, read_sample_rows, tiny_config, train_tool_run
-from fashion_jax import plots, train, trained
+from fashion_jax import plots, trained
+from fashion_jax.training import train
 from fashion_jax.tools import compare, evaluate, predict, search
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import CheckpointMismatchError, ConfigError

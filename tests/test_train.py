@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_main, snapshot, tiny_config
-from fashion_jax import checkpoint as checkpoint_lib
-from fashion_jax import evaluators, experiment, parallel, train
+from fashion_jax.training import checkpoint as checkpoint_lib
+from fashion_jax import evaluators, parallel
+from fashion_jax.training import experiment, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError

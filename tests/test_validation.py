@@ -9,7 +9,7 @@ import pytest
 from conftest import snapshot, tiny_config
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax import tasks as tasks_lib
-from fashion_jax import train
+from fashion_jax.training import train
 from fashion_jax.data import sources
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.tasks import task_config
@@ -272,7 +272,7 @@ def test_the_table_covers_every_field_of_every_source_and_task_kind():
 
 
 def test_warmup_longer_than_the_run_warns_and_is_clamped(caplog):
-  from fashion_jax import optim
+  from fashion_jax.training import optim
   config = tiny_config()
   config.optimizer.warmup_steps = 500
   with caplog.at_level("WARNING"):
@@ -289,7 +289,7 @@ def test_task_kinds_check_their_own_options_when_parsed():
 
 
 def test_warmup_fraction_scales_with_the_run():
-  from fashion_jax import optim
+  from fashion_jax.training import optim
   config = tiny_config()
   config.optimizer.warmup_fraction = 0.1
   for total in (100, 1000):

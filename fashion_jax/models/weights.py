@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax.training import checkpoint as checkpoint_lib
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.errors import ConfigError, DataError
 from fashion_jax.models import backbones

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fashion_jax import balancing, parallel
+from fashion_jax import parallel
+from fashion_jax.training import balancing
 from fashion_jax.models import weights as pretrained
 from fashion_jax.models import build_model
 

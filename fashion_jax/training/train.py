@@ -16,15 +16,16 @@ import numpy as np
 import optax
 from flax import nnx
 
-from fashion_jax import balancing
-from fashion_jax import checkpoint as checkpoint_lib
+from fashion_jax.training import balancing
+from fashion_jax.training import checkpoint as checkpoint_lib
 from fashion_jax import console as console_lib
-from fashion_jax import early_stopping as early_stopping_lib
-from fashion_jax import evaluators, experiment, hierarchy
-from fashion_jax import metric_window
+from fashion_jax.training import early_stopping as early_stopping_lib
+from fashion_jax import evaluators, hierarchy
+from fashion_jax.training import experiment
+from fashion_jax.training import metric_window
 from fashion_jax import parallel
-from fashion_jax import preemption
-from fashion_jax import stages as stages_lib
+from fashion_jax.training import preemption
+from fashion_jax.training import stages as stages_lib
 from fashion_jax import tasks as tasks_lib
 from fashion_jax import validation
 from fashion_jax import workdir as workdir_lib

@@ -11,7 +11,8 @@ import ml_collections
 import optax
 from flax import nnx
 
-from fashion_jax import optim, parallel, train_state, validation
+from fashion_jax import parallel, validation
+from fashion_jax.training import optim, train_state
 from fashion_jax.data import labelled
 from fashion_jax.errors import DataError
 
