@@ -19,7 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
   # The datasets, by name. Each entry has every field of its source (see
   # fashion_jax/data/sources.py: DATASET_FIELDS and SOURCES):
   #   source: product_images (Kaggle layout) | hugging_face | deepfashion_category
-  #           | deepfashion_inshop
+  #           | deepfashion_inshop | array_record (python -m fashion_jax prepare) | tfds
+  #           | catalog (a shop's table) | image_folder (root/<class>/<image>)
   #   root: folder, HF hub name or local dataset path ('' = the embedded sample)
   #   weight: share of training batches when several datasets are mixed
   #   rare_policy: classes under a task's min_count: drop (mask) | other
@@ -45,7 +46,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       # resnet18 | resnet34 | resnet50 | resnet101 | convnext_tiny | convnext_small |
-      # vit_s16 | vit_b16 (and resnet_tiny, convnext_test, vit_test for tests).
+      # vit_s16 | vit_b16 | efficientnet_b0..b5 | tf_efficientnet_b0..b5 |
+      # efficientnet_lite0..4 | tf_efficientnet_lite0..4 (and resnet_tiny, convnext_test,
+      # vit_test, efficientnet_test, efficientnet_lite_test for tests).
       name="resnet50",
       width=64,  # ResNet: channels of the stem and first stage.
       # ConvNeXt, ViT, EfficientNet: stochastic depth of the last block (0 at the first).

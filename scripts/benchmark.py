@@ -87,7 +87,8 @@ def _node(config, path):
 
 def jax_setup(image_size: int, batch: int, config_overrides: dict):
   import numpy as np
-  from fashion_jax import evaluators, parallel
+  from fashion_jax import parallel
+  from fashion_jax.evaluation import evaluators
   from fashion_jax.training import optim, train, train_state
   from fashion_jax import tasks as tasks_lib
   from fashion_jax.data.vocab import Vocab

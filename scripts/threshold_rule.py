@@ -63,7 +63,7 @@ def train(table: str, workdir: str, epochs: int, seed: int) -> None:
 def scores_and_targets(workdir: str, split: str):
   """(sigmoid scores [N, C], 0/1 targets [N, C]) of the run's `split` rows."""
   sys.path.insert(0, REPO)
-  from fashion_jax import trained
+  from fashion_jax.evaluation import trained
   from fashion_jax.data import labelled
   run = trained.load(workdir, checkpoint="latest")
   task = run.task("tags")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import events
+from fashion_jax.evaluation import events
 from fashion_jax.training import balancing, train
 from fashion_jax.errors import ConfigError
 
@@ -62,7 +62,7 @@ def test_balancers_train_and_log_their_weights(tmp_path, name):
   else:
     # The learned log-variances moved: effective weights are no longer the configured ones.
     assert not np.isclose(weights["articleType"][-1], 1.0)
-    from fashion_jax import trained
+    from fashion_jax.evaluation import trained
     run = trained.load(str(tmp_path), "latest")
     log_variances = jax.device_get(run.state["model"]["loss_log_variances"][...])
     np.testing.assert_allclose(np.exp(-log_variances[0]), weights["articleType"][-1], rtol=1e-2)

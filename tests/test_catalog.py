@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from conftest import load_config, read_sample_rows, tiny_config
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.training import train
-from fashion_jax.tools import evaluate, predict
+from fashion_jax.tools import predict
+from fashion_jax.evaluation import scoring
 from fashion_jax.data import sources
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError, DataError
@@ -201,7 +202,8 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
   (line,) = predict.predict_lines(run, [str(catalog / _rows()[1]["image"])])
   by_label = dict(zip(vocab["classes"], thresholds))
   assert all(p["score"] >= by_label[p["label"]] for p in line["predictions"]["tags"])
-  scored = evaluate.evaluate_workdir(str(workdir), "test", "latest", grid_images=0)
+  scored = scoring.evaluate(str(workdir),
+      scoring.Options(split="test", checkpoint="latest", grid_images=0))
   assert scored["metrics"]["tags"]["micro_f1"] == pytest.approx(metrics["test/tags/micro_f1"])
   assert "micro_f1_at_0.5" in scored["metrics"]["tags"]
   with open(workdir / "split_catalog.csv") as f:

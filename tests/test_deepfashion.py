@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from fashion_jax import events
+from fashion_jax.evaluation import events
 from fashion_jax.data import deepfashion
 from fashion_jax.errors import DataError
 

@@ -306,7 +306,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
       if "ocdbt" in dirpath or name.startswith("d"):
         (state_dir / os.path.relpath(os.path.join(dirpath, name), state_dir)).write_bytes(b"x")
   # The tools name the damaged checkpoint and the others instead of falling back silently.
-  from fashion_jax import trained
+  from fashion_jax.evaluation import trained
   with pytest.raises(CheckpointMismatchError, match=r"Cannot read the checkpoint of step 4 .*"
                                                     r"--checkpoint=<step> \(steps: \[2, 4\]\)"):
     trained.load(str(workdir), "latest")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from fashion_jax import trained
-from fashion_jax.tools import evaluate, predict
+from fashion_jax.evaluation import trained
+from fashion_jax.tools import predict
+from fashion_jax.evaluation import scoring
 from fashion_jax.data.product_images import SAMPLE_DIR
 
 V1 = os.path.join(REPO, "tests", "data", "checkpoint_v1")
@@ -64,7 +65,7 @@ def test_predict_json_lines_keep_their_format(v1_workdir):
 def test_evaluate_metrics_json_keeps_its_format(v1_workdir):
   with open(os.path.join(V1, "evaluate_test_metrics.json")) as f:
     expected = json.load(f)
-  evaluate.evaluate_workdir(v1_workdir, "test", "latest", grid_images=0)
+  scoring.evaluate(v1_workdir, scoring.Options(split="test", checkpoint="latest", grid_images=0))
   with open(os.path.join(v1_workdir, "eval", "test", "metrics.json")) as f:
     saved = json.load(f)
   assert {"workdir", "split", "checkpoint_step", "ema", "data", "metrics", "files"} <= set(saved)

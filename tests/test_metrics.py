@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fashion_jax import metrics
+from fashion_jax.evaluation import metrics
 from fashion_jax.errors import ConfigError
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.training import train
-from fashion_jax.tools import compare, evaluate, predict
+from fashion_jax.tools import compare, predict
+from fashion_jax.evaluation import scoring
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.tasks import task_config
@@ -71,7 +72,8 @@ def test_a_year_task_trains_evaluates_and_predicts(product_tree, tmp_path):
   listed = [key for key in json.dumps(report).split('"') if "non-numeric" in key]
   assert listed and "'unknown'" in json.dumps(report)
 
-  summary = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=4)
+  summary = scoring.evaluate(workdir,
+      scoring.Options(split="test", checkpoint="latest", grid_images=4))
   assert summary["metrics"]["year"]["mae"] == pytest.approx(results["test/year/mae"], rel=1e-5)
   run = trained.load(workdir, "latest")
   image = os.path.join(SAMPLE_DIR, "images", "10007.jpg")

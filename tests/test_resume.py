@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import REPO
-from fashion_jax import events
+from fashion_jax.evaluation import events
 
 STEPS = 36
 CONFIG = textwrap.dedent(f"""

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, read_sample_rows, train_tool_run
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact, catalog_index, export, index_build, label_search

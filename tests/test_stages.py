@@ -117,8 +117,8 @@ def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped
 
 
 def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
-  from fashion_jax import trained
-  from fashion_jax.tools import evaluate
+  from fashion_jax.evaluation import trained
+  from fashion_jax.evaluation import scoring
   config = tiny_config()
   config.ema_decay = 0.5
   config.checkpoint.best_metric = "val_ema/articleType/accuracy"
@@ -129,6 +129,7 @@ def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
   def kernel(part):
     return np.asarray(run.state[part]["heads"]["articleType"]["kernel"][...])
   assert not np.allclose(kernel("model"), kernel("ema"))  # The average lags.
-  summary = evaluate.evaluate_workdir(str(tmp_path), "test", "latest", grid_images=2, ema=True)
+  summary = scoring.evaluate(str(tmp_path),
+      scoring.Options(split="test", checkpoint="latest", grid_images=2, ema=True))
   np.testing.assert_allclose(summary["metrics"]["articleType"]["accuracy"],
                              results["test_ema/articleType/accuracy"], rtol=1e-6)

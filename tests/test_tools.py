@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, read_sample_rows, tiny_config, train_tool_run
-from fashion_jax import plots, trained
+from fashion_jax.evaluation import plots, trained
 from fashion_jax.training import train
-from fashion_jax.tools import compare, evaluate, predict, search
+from fashion_jax.tools import compare, predict, search
+from fashion_jax.evaluation import scoring
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import CheckpointMismatchError, ConfigError
 from fashion_jax.tasks import sigmoid, task_config
@@ -33,8 +34,8 @@ def _png_size(path):
 
 @pytest.fixture(scope="module")
 def evaluated(workdir):
-  return evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=8,
-                                   hierarchy_mode="joint")
+  return scoring.evaluate(workdir,
+      scoring.Options(split="test", checkpoint="latest", grid_images=8, hierarchy_mode="joint"))
 
 
 def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
@@ -90,7 +91,7 @@ def test_evaluate_encodes_labels_with_the_runs_own_classes(tmp_path):
   test_rows = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None).splits[
       "test"].table.columns["gender"].tolist()
   assert test_rows.count("Men") != test_rows.count("Unisex")  # Else the check below is moot.
-  evaluate.evaluate_workdir(run, "test", "latest")
+  scoring.evaluate(run, scoring.Options(split="test", checkpoint="latest"))
   with open(os.path.join(run, "eval", "test", "gender_per_class.csv")) as f:
     support = {row["class"]: int(row["support"]) for row in csv.DictReader(f)}
   # Rows in the order of the model's outputs: the classes the run was trained with.
@@ -247,8 +248,8 @@ def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, eval
     writer.writerows(rows)
   own = os.path.join(workdir, "eval", "test", "metrics.json")
   before = open(own, "rb").read()
-  result = evaluate.evaluate_workdir(workdir, checkpoint="latest", data_root=str(holdout),
-                                     grid_images=0)
+  result = scoring.evaluate(workdir,
+      scoring.Options(checkpoint="latest", data_root=str(holdout), grid_images=0))
   out = os.path.join(workdir, "eval", "holdout_all")
   assert result["split"] == "all" and os.path.exists(os.path.join(out, "metrics.json"))
   article = result["metrics"]["articleType"]
@@ -259,7 +260,7 @@ def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, eval
   assert open(own, "rb").read() == before  # The run's own report is left alone.
   # --set reaches any field of the dataset; a bad one names the flag.
   with pytest.raises(ConfigError, match="--set='csv_name=x.csv'"):
-    evaluate.evaluate_workdir(workdir, checkpoint="latest", overrides=["csv_name=x.csv"])
+    scoring.evaluate(workdir, scoring.Options(checkpoint="latest", overrides=["csv_name=x.csv"]))
 
 
 @pytest.mark.parametrize("model", [["--model=resnet18"],
@@ -285,8 +286,8 @@ def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp
 def test_evaluate_with_hierarchy_decoding_rescores_the_parent_only(workdir, evaluated):
   """The fixture's run links subCategory > articleType; `--decoding=bottom_up` scores
   subCategory on its decoded probabilities in a folder of its own."""
-  decoded = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=0,
-                                      decoding="bottom_up")
+  decoded = scoring.evaluate(workdir,
+      scoring.Options(split="test", checkpoint="latest", grid_images=0, decoding="bottom_up"))
   assert os.path.exists(os.path.join(workdir, "eval", "test_bottom_up", "metrics.json"))
   assert decoded["hierarchy_decoding"] == [["articleType", "subCategory"]]
   assert evaluated["hierarchy_decoding"] == []
@@ -300,7 +301,8 @@ def test_evaluate_with_hierarchy_decoding_rescores_the_parent_only(workdir, eval
   assert decoded["metrics"]["subCategory"]["n"] == evaluated["metrics"]["subCategory"]["n"]
 
 def test_evaluate_with_test_time_flip_writes_its_own_report(workdir, evaluated):
-  flipped = evaluate.evaluate_workdir(workdir, "test", "latest", grid_images=0, flip=True)
+  flipped = scoring.evaluate(workdir,
+      scoring.Options(split="test", checkpoint="latest", grid_images=0, flip=True))
   assert os.path.exists(os.path.join(workdir, "eval", "test_flip", "metrics.json"))
   for task in ("articleType", "gender"):
     assert flipped["metrics"][task]["n"] == evaluated["metrics"][task]["n"]

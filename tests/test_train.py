@@ -12,7 +12,8 @@ import pytest
 
 from conftest import REPO, run_main, snapshot, tiny_config
 from fashion_jax.training import checkpoint as checkpoint_lib
-from fashion_jax import evaluators, parallel
+from fashion_jax import parallel
+from fashion_jax.evaluation import evaluators
 from fashion_jax.training import experiment, train
 from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import pipeline

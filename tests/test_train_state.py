@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.training import train
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data.product_images import SAMPLE_DIR

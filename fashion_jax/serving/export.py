@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fashion_jax import parallel, trained
+from fashion_jax import parallel
+from fashion_jax.evaluation import trained
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import product_images, transforms
 from fashion_jax.errors import ConfigError

@@ -12,7 +12,8 @@ import collections
 import jax.numpy as jnp
 import numpy as np
 
-from fashion_jax import checks, losses, metrics
+from fashion_jax import checks, losses
+from fashion_jax.evaluation import metrics
 from fashion_jax.data.table import ROLES
 from fashion_jax.tasks import base
 

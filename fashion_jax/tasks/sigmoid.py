@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fashion_jax import checks, losses, metrics
+from fashion_jax import checks, losses
+from fashion_jax.evaluation import metrics
 from fashion_jax.data import vocab as vocab_lib
 from fashion_jax.errors import ConfigError
 from fashion_jax.tasks import base

@@ -16,7 +16,8 @@ import numpy as np
 
 from fashion_jax import checks
 from fashion_jax import class_weights as class_weights_lib
-from fashion_jax import losses, metrics, plots
+from fashion_jax import losses
+from fashion_jax.evaluation import metrics, plots
 from fashion_jax.tasks import base
 
 REPORT_TOP_K = (3, 5)  # evaluate's top-k accuracies (top-1 is the accuracy).

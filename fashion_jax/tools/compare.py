@@ -18,7 +18,8 @@ import os
 from absl import flags
 
 from fashion_jax.tools import cli
-from fashion_jax import errors, plots
+from fashion_jax import errors
+from fashion_jax.evaluation import plots
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.tasks import KINDS
 

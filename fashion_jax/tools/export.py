@@ -13,7 +13,7 @@ import json
 
 from absl import flags
 
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.tools import cli
 
 FLAGS = flags.FLAGS

@@ -20,7 +20,8 @@ import json
 
 from absl import flags
 
-from fashion_jax import errors, trained
+from fashion_jax import errors
+from fashion_jax.evaluation import trained
 from fashion_jax.tools import cli
 
 FLAGS = flags.FLAGS

@@ -18,7 +18,8 @@ import numpy as np
 from absl import flags
 
 from fashion_jax.tools import cli
-from fashion_jax import errors, hierarchy, trained
+from fashion_jax import errors, hierarchy
+from fashion_jax.evaluation import trained
 from fashion_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS

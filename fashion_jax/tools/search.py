@@ -18,7 +18,8 @@ import numpy as np
 from absl import flags
 
 from fashion_jax.tools import cli
-from fashion_jax import errors, plots, trained
+from fashion_jax import errors
+from fashion_jax.evaluation import plots, trained
 from fashion_jax.data import transforms
 from fashion_jax.serving import artifact
 

@@ -14,7 +14,8 @@ import os
 
 from absl import flags
 
-from fashion_jax import errors, trained
+from fashion_jax import errors
+from fashion_jax.evaluation import trained
 from fashion_jax.tools import cli
 
 FLAGS = flags.FLAGS

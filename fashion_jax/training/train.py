@@ -20,7 +20,8 @@ from fashion_jax.training import balancing
 from fashion_jax.training import checkpoint as checkpoint_lib
 from fashion_jax import console as console_lib
 from fashion_jax.training import early_stopping as early_stopping_lib
-from fashion_jax import evaluators, hierarchy
+from fashion_jax import hierarchy
+from fashion_jax.evaluation import evaluators
 from fashion_jax.training import experiment
 from fashion_jax.training import metric_window
 from fashion_jax import parallel

@@ -3,7 +3,7 @@ import os, shutil, sys, glob
 import numpy as np
 sys.path.insert(0, "/work/main/tests"); sys.path.insert(0, "/work/main")
 import conftest
-from fashion_jax import trained
+from fashion_jax.evaluation import trained
 from fashion_jax.training import train
 from fashion_jax.data.sources import SAMPLE_DIR
 out = sys.argv[1]

@@ -1,0 +1,51 @@
+"""Every registered task kind, backbone, data source and command is documented."""
+
+import glob
+import os
+import re
+
+from conftest import REPO
+from fashion_jax import tasks as tasks_lib
+from fashion_jax.data import sources
+from fashion_jax.models import backbones
+from fashion_jax.tools import commands
+
+
+def _read(*patterns) -> str:
+  return "\n".join(open(path).read() for pattern in patterns
+                   for path in sorted(glob.glob(os.path.join(REPO, pattern))))
+
+
+def _named(name: str, text: str) -> bool:
+  """`name` as a word, or inside a range such as `efficientnet_b0` ... `efficientnet_b5`,
+  `tf_efficientnet_b0` ... `_b5` or efficientnet_lite0..4."""
+  if re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+    return True
+  stem, number = re.match(r"(.*?)(\d*)$", name).groups()
+  if not number:
+    return False
+  ranges = re.findall(rf"(?<!\w){re.escape(stem)}(\d+)`?\s*\.\.\.?\s*`?(?:{re.escape(stem)}"
+                      rf"|_?[a-z]*)(\d+)", text)
+  return any(int(low) <= int(number) <= int(high) for low, high in ranges)
+
+
+def test_docs_name_every_kind_source_and_command():
+  docs = _read("docs/*.md")
+  for name in [*tasks_lib.KINDS, *sources.SOURCES, *commands.COMMANDS]:
+    assert _named(name, docs), f"docs/ never names {name!r}"
+
+
+def test_the_readme_and_default_config_name_every_backbone_and_source():
+  readme, default = _read("README.md"), _read("configs/default.py")
+  for text, where in ((readme, "README.md"), (default, "configs/default.py")):
+    for name in backbones.NAMES:
+      assert _named(name, text), f"{where} never names backbone {name!r}"
+    for name in sources.SOURCES:
+      assert _named(name, text), f"{where} never names source {name!r}"
+
+
+def test_a_registry_lookup_imports_only_what_it_names_and_says_what_exists():
+  import pytest
+  with pytest.raises(KeyError, match="the task kinds are"):
+    tasks_lib.KINDS["softmaxx"]
+  assert "softmax" in tasks_lib.KINDS and "softmaxx" not in tasks_lib.KINDS
