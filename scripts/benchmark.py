@@ -11,7 +11,7 @@ Measures, with compilation and warm-up excluded (compile time reported apart):
   * input pipeline images/s alone (read + decode + resize + flip + batch) per worker setting;
   * the PyTorch peer (`pip install -e .[bench]`): the same network (torchvision's, or
     timm's for ViT-S/16, EfficientNet-Lite and the tf_ EfficientNets; for ResNets without
-    torchvision, the identical fashion_jax.models.torch_resnet), the same heads and
+    torchvision, the identical scripts/torch_resnet.py), the same heads and
     losses, AdamW, the same threads, NCHW and channels_last;
 and prints achieved FLOP/s against an estimate of the machine's peak. The peak is
 cores x FP32 lanes (16 with AVX-512, 8 with AVX2) x 2 (FMA) x 2 FMA units x the clock in
@@ -195,7 +195,7 @@ def bench_pipeline(data_root: str, image_size: int, batch: int, workers: list[in
 def torch_backbone(name: str, image_size: int, drop_path_rate: float):
   """The PyTorch network of `config.model.name=name` without its classifier, and its
   number of features: torchvision's where it has the network, else timm's; ResNets from
-  fashion_jax.models.torch_resnet (torchvision's layout) when torchvision is absent."""
+  scripts/torch_resnet.py (torchvision's layout) when torchvision is absent."""
   from torch import nn
   if name == "resnet_tiny":  # One basic block a stage, at its default width 64.
     import torchvision
@@ -208,8 +208,8 @@ def torch_backbone(name: str, image_size: int, drop_path_rate: float):
       import torchvision
       model, source = getattr(torchvision.models, name)(), "torchvision"
     except (ImportError, RuntimeError):
-      from fashion_jax.models.torch_resnet import resnet
-      model, source = resnet(name), "torchvision layout (fashion_jax.models.torch_resnet)"
+      from scripts.torch_resnet import resnet
+      model, source = resnet(name), "torchvision layout (scripts/torch_resnet.py)"
     features = model.fc.in_features
     model.fc = nn.Identity()
     return model, features, source

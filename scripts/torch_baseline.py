@@ -77,7 +77,7 @@ def torchvision_resnet(name: str):
     return getattr(torchvision.models, name)(weights=None), "torchvision"
   except ImportError:
     from torch import nn
-    from fashion_jax.models.torch_resnet import resnet
+    from scripts.torch_resnet import resnet
     model = resnet(name)
     for module in model.modules():  # torchvision.models.ResNet.__init__'s initialisation.
       if isinstance(module, nn.Conv2d):
@@ -85,7 +85,7 @@ def torchvision_resnet(name: str):
       elif isinstance(module, nn.BatchNorm2d):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-    return model, "fashion_jax.models.torch_resnet (torchvision layout and initialisation)"
+    return model, "scripts/torch_resnet.py (torchvision layout and initialisation)"
 
 
 def pretrained_lite(name: str, image_size: int):

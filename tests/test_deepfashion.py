@@ -11,8 +11,7 @@ from fashion_jax.evaluation import events
 from fashion_jax.data import deepfashion
 from fashion_jax.errors import DataError
 
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import make_deepfashion_tree  # noqa: E402
+from scripts import make_deepfashion_tree
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,14 @@ def test_a_catalog_with_url_rows_trains_on_the_rows_it_could_fetch(shop, tmp_pat
   metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert np.isfinite(metrics["val/category/loss"])
   assert "rows whose image URL could not be fetched" in (tmp_path / "run" / "data_report.json").read_text()
+  # Evaluate and the catalog index read the same rows through the same cache.
+  from fashion_jax.evaluation import scoring
+  from fashion_jax.serving import index_build
+  scored = scoring.evaluate(str(tmp_path / "run"), scoring.Options(
+      split="all", checkpoint="latest", grid_images=0))
+  assert scored["metrics"]["category"]["samples"] == 40
+  catalog = index_build.read_catalog("dataset:products", str(tmp_path / "run"))
+  assert len(catalog) == 40 and catalog.image(0)[:2] == b"\xff\xd8"  # JPEG bytes, cached.
 
 
 def test_prepare_download_fills_the_cache_ahead_of_training(shop, tmp_path):

@@ -18,7 +18,7 @@ from fashion_jax import tasks as tasks_lib
 from fashion_jax.data import labelled
 from fashion_jax.errors import DataError
 from fashion_jax.models.resnet import ResNet
-from fashion_jax.models.torch_resnet import resnet as torch_resnet
+from scripts.torch_resnet import resnet as torch_resnet
 
 
 def _random_torch_resnet(name, seed=0):

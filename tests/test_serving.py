@@ -25,8 +25,7 @@ from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact, catalog_index, export, index_build, label_search
 
 httpx = pytest.importorskip("httpx")
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import page_screenshot  # noqa: E402
+from scripts import page_screenshot
 
 
 def sample_image_paths(count):

@@ -6,10 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import study  # noqa: E402
+from scripts import study
 
 
 def _record(folder, row, seed, accuracy, macro_f1):

@@ -267,8 +267,7 @@ def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, eval
                                    ["--model=efficientnet_lite0", "--pretrained"]])
 def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp_path, model):
   pytest.importorskip("torch")
-  sys.path.insert(0, os.path.join(REPO, "scripts"))
-  import torch_baseline
+  from scripts import torch_baseline
   columns = ["articleType", "gender", "subCategory"]
   summary = torch_baseline.main([
       f"--data={SAMPLE_DIR}", f"--split_file={os.path.join(workdir, 'split_products.csv')}",
