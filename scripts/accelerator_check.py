@@ -202,7 +202,7 @@ def _largest_differences(got: dict, want: dict, normalized: set) -> dict:
 
 def part_export(sizes, args) -> dict:
   import jax
-  from fashion_jax.serving import artifact, export
+  from fashion_jax.serving import artifact, export, runtimes
   scratch = tempfile.mkdtemp(prefix="accelerator_export_")
   workdir = os.path.join(scratch, "run")
   _train_small_run(workdir, sizes, args.dry_run)
@@ -217,8 +217,8 @@ def part_export(sizes, args) -> dict:
                                platforms=sizes["export_platforms"])
       if images is None:
         images = export.sample_images(artifact.image_size(meta)).astype("float32")
-        on_cpu = artifact.OnnxModel(folder)(images)
-      on_device = export.JaxExportModel(folder)(images)
+        on_cpu = runtimes.OnnxModel(folder)(images)
+      on_device = runtimes.JaxExportModel(folder)(images)
     normalized = {o["name"] for o in meta["outputs"] if o.get("form") == "embedding"}
     out[precision] = _largest_differences(on_device, on_cpu, normalized)
   out["tolerance"] = EXPORT_TOLERANCE

@@ -23,6 +23,7 @@ from fashion_jax.evaluation import trained
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import artifact, catalog_index, export, index_build, label_search
+from fashion_jax.serving import runtimes
 
 httpx = pytest.importorskip("httpx")
 from scripts import page_screenshot
@@ -48,7 +49,7 @@ def exported(workdir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def index_dir(exported, workdir, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("index") / "test_split")
-  model = artifact.OnnxModel(exported)
+  model = runtimes.OnnxModel(exported)
   table = index_build.read_catalog("split:test", workdir)
   index_build.build(model, table, out, catalog="split:test", model_path=exported,
                     shard_size=16)
@@ -72,7 +73,7 @@ def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, expor
   images = np.stack([artifact.decode(open(p, "rb").read(), meta)
                      for p in sample_image_paths(6)])
   want = live_outputs(workdir, images)
-  for model in (artifact.OnnxModel(exported), export.JaxExportModel(exported)):
+  for model in (runtimes.OnnxModel(exported), runtimes.JaxExportModel(exported)):
     for batch in (images, images[:1]):  # The batch dimension is symbolic.
       got = model(batch.astype(np.float32))
       for name in want:
@@ -88,13 +89,13 @@ import sys, json
 for name in ("jax", "jaxlib", "flax", "optax", "orbax"):
   sys.modules[name] = None  # import jax -> ImportError
 import numpy as np
-from fashion_jax.serving import artifact
-model = artifact.OnnxModel({exported!r})
+from fashion_jax.serving import artifact, runtimes
+model = runtimes.OnnxModel({exported!r})
 images = np.stack([artifact.decode(open(p, "rb").read(), model.metadata) for p in {paths!r}])
 np.savez({str(tmp_path / "out.npz")!r}, **model(images.astype(np.float32)))
 # The index of a folder of photos and the service need no JAX either.
-from fashion_jax.serving import app, catalog_index, index_build, models
-model = models.load_model({exported!r})
+from fashion_jax.serving import app, catalog_index, index_build, runtimes
+model = runtimes.load_model({exported!r})
 table = index_build.read_catalog({os.path.dirname(paths[0])!r})
 index_build.build(model, table, {str(tmp_path / "index")!r}, catalog="photos",
                   model_path={exported!r})
@@ -156,8 +157,8 @@ def test_a_bfloat16_model_exports_float32_outputs(workdir, tmp_path):
                     onnx=False)
   images = np.stack([artifact.decode(open(p, "rb").read(), meta)
                      for p in sample_image_paths(4)]).astype(np.float32)
-  full = artifact.OnnxModel(str(tmp_path / "f32"))(images)
-  half = export.JaxExportModel(str(tmp_path / "bf16"))(images)
+  full = runtimes.OnnxModel(str(tmp_path / "f32"))(images)
+  half = runtimes.JaxExportModel(str(tmp_path / "bf16"))(images)
   want = live_outputs(workdir, images.astype(np.uint8))
   for name in want:
     assert full[name].dtype == half[name].dtype == np.float32
@@ -232,7 +233,7 @@ def test_label_search_ranks_by_probability_and_scores_against_catalog_labels(ind
 
 def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_path):
   table = index_build.read_catalog("split:test", workdir)
-  model = artifact.OnnxModel(exported)
+  model = runtimes.OnnxModel(exported)
   calls = []
 
   def counted(images):

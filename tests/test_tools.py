@@ -14,7 +14,8 @@ from PIL import Image
 from conftest import REPO, read_sample_rows, tiny_config, train_tool_run
 from fashion_jax.evaluation import plots, trained
 from fashion_jax.training import train
-from fashion_jax.tools import compare, predict, search
+from fashion_jax.tools import compare, predict
+from fashion_jax.serving import visual_search
 from fashion_jax.evaluation import scoring
 from fashion_jax.data.product_images import SAMPLE_DIR
 from fashion_jax.errors import CheckpointMismatchError, ConfigError
@@ -174,11 +175,12 @@ def test_search_index_and_query_find_the_image_itself(workdir, tmp_path):
   rows = read_sample_rows()[:12]
   for row in rows:
     shutil.copy(os.path.join(SAMPLE_DIR, "images", f"{row['id']}.jpg"), gallery / "shoes")
-  index = search.build_index(workdir, str(gallery), str(tmp_path / "g"), checkpoint="latest")
+  index = visual_search.build_index(workdir, str(gallery), str(tmp_path / "g"),
+                                    checkpoint="latest")
   assert index["images"] == 12 and index["dim"] == 16
   query = os.path.join(SAMPLE_DIR, "images", f"{rows[3]['id']}.jpg")
   sheet = str(tmp_path / "sheet.png")
-  results = search.query(str(tmp_path / "g"), [query], k=5, sheet=sheet)
+  results = visual_search.query(str(tmp_path / "g"), [query], k=5, sheet=sheet)
   assert len(results) == 1 and len(results[0]["results"]) == 5
   best = results[0]["results"][0]
   assert os.path.basename(best["image"]) == os.path.basename(query)

@@ -95,7 +95,7 @@ def _error(status: int, message: str) -> HTTPException:
 def create_app(model, index=None, *, max_upload_mb: float = 10.0,
                max_pixels: int = 40_000_000, max_batch: int = 32,
                max_wait_ms: float = 5.0):
-  """The FastAPI app serving `model` (serving.artifact.Model) and, if given, `index`
+  """The FastAPI app serving `model` (serving.runtimes.Model) and, if given, `index`
   (a CatalogIndex built with the same model's embeddings)."""
   metadata = model.metadata
   specs = artifact.output_specs(metadata)

@@ -1,4 +1,4 @@
-"""An exported model on disk: its files, its metadata, and running it with ONNX Runtime.
+"""An exported model on disk: its files and its metadata (serving/runtimes.py runs it).
 
 An export folder (written by `python -m fashion_jax export`) holds:
 
@@ -11,12 +11,11 @@ Both take float32 RGB images [B, S, S, 3] on the 0-255 scale, preprocessed as
 `decode` does (aspect kept, padded white), and return one float32 array per task in
 metadata order: probabilities, attribute scores, unit-norm embeddings or values.
 
-This module needs numpy, an image decoder and, for ONNX, onnxruntime: no JAX.
+This module needs numpy and an image decoder: no JAX.
 """
 
 import json
 import os
-from typing import Protocol
 
 import numpy as np
 
@@ -28,14 +27,6 @@ VERSION = 1
 METADATA = "metadata.json"
 ONNX_FILE = "model.onnx"
 JAX_FILE = "model.jax_export"
-
-
-class Model(Protocol):
-  """A servable model: metadata, and float32 images [B, S, S, 3] -> {task: outputs}."""
-
-  metadata: dict
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 def image_size(metadata: dict) -> int:
@@ -78,31 +69,6 @@ def read_metadata(folder: str) -> dict:
 def write_metadata(folder: str, metadata: dict) -> None:
   with open(os.path.join(folder, METADATA), "w") as f:
     json.dump(metadata, f, indent=1)
-
-
-class OnnxModel:
-  """An exported model run by ONNX Runtime (CPU unless `providers` says otherwise)."""
-
-  def __init__(self, folder: str, providers=("CPUExecutionProvider",), threads: int = 0):
-    import onnxruntime  # Lazy: the [serve] extra.
-    self.metadata = read_metadata(folder)
-    path = os.path.join(folder, ONNX_FILE)
-    if not os.path.exists(path):
-      raise ConfigError(f"{folder} has no {ONNX_FILE}; export again without --no_onnx.")
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # Its shape-merge warnings on NHWC graphs are noise.
-    if threads:
-      options.intra_op_num_threads = threads
-    try:
-      self.session = onnxruntime.InferenceSession(path, options, providers=list(providers))
-    except Exception as e:  # onnxruntime raises its own exception types.
-      raise ConfigError(f"{path}: ONNX Runtime cannot load it ({e}).") from e
-    self.input_name = self.session.get_inputs()[0].name
-    self.output_names = [o.name for o in self.session.get_outputs()]
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    values = self.session.run(None, {self.input_name: np.asarray(images, np.float32)})
-    return dict(zip(self.output_names, values))
 
 
 def is_export(path: str) -> bool:

@@ -16,12 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fashion_jax import parallel
 from fashion_jax.evaluation import trained
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data import product_images, transforms
 from fashion_jax.errors import ConfigError
-from fashion_jax.serving import artifact
+from fashion_jax.serving import artifact, runtimes
 
 DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
 
@@ -59,7 +58,7 @@ def inference_function(run: trained.TrainedRun):
   return infer
 
 
-def _bucket(n: int, devices: int) -> int:
+def bucket(n: int, devices: int) -> int:
   """Batch sizes are padded to powers of two (at least one image per device): a handful
   of compiled shapes serve all."""
   return max(1 << max(0, int(n - 1).bit_length()), devices)
@@ -70,48 +69,6 @@ def computed_as(dtype: str) -> dict:
   the training dtype; the float32 default runs everywhere: ONNX Runtime has no
   bfloat16 convolution on CPU)."""
   return {"conv": "xla", **({} if dtype == "model" else {"dtype": dtype})}
-
-
-class LiveModel:
-  """A training workdir's model, jitted (XLA path) with the batch split over every
-  device of the run's mesh, behind the serving interface."""
-
-  def __init__(self, workdir: str, checkpoint: str = "best", ema: bool = False,
-               dtype: str = "model"):
-    self.run = trained.load(workdir, checkpoint, ema, computed_as(dtype))
-    self.metadata = metadata(self.run)
-    self.names = [t.name for t in self.run.tasks]
-    self._fn = jax.jit(inference_function(self.run),
-                       out_shardings=parallel.replicated(self.run.mesh))
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    n = len(images)
-    devices = self.run.mesh.devices.size
-    padded = np.zeros((-(-_bucket(n, devices) // devices) * devices, *images.shape[1:]),
-                      np.float32)
-    padded[:n] = images
-    values = self._fn(parallel.shard_batch(padded, self.run.mesh))
-    return {name: np.asarray(v)[:n] for name, v in zip(self.names, values)}
-
-
-class JaxExportModel:
-  """An export folder's `model.jax_export`, deserialized and called by JAX."""
-
-  def __init__(self, folder: str):
-    self.metadata = artifact.read_metadata(folder)
-    path = os.path.join(folder, artifact.JAX_FILE)
-    try:
-      with open(path, "rb") as f:
-        self.exported = jax.export.deserialize(bytearray(f.read()))
-    except FileNotFoundError as e:
-      raise ConfigError(f"{folder} has no {artifact.JAX_FILE}; export again.") from e
-    except Exception as e:  # Deserialization raises assorted errors on bad bytes.
-      raise ConfigError(f"{path}: not a serialized jax.export function ({e}).") from e
-    self.names = [o["name"] for o in self.metadata["outputs"]]
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    values = self.exported.call(np.asarray(images, np.float32))
-    return {name: np.asarray(v) for name, v in zip(self.names, values)}
 
 
 def sample_images(size: int, count: int = 8) -> np.ndarray:
@@ -179,9 +136,9 @@ def export_run(workdir: str, out: str, checkpoint: str = "best", ema: bool = Fal
     artifact.write_metadata(staging, meta)
     images = sample_images(size).astype(np.float32)
     live = dict(zip(names, jax.device_get(jax.jit(infer)(images))))
-    backends = {"jax": JaxExportModel(staging)}
+    backends = {"jax": runtimes.JaxExportModel(staging)}
     if onnx:
-      backends["onnx"] = artifact.OnnxModel(staging)
+      backends["onnx"] = runtimes.OnnxModel(staging)
     meta["parity"] = {
         backend: {n: float(np.abs(model(images)[n] - live[n]).max()) for n in names}
         for backend, model in backends.items()}

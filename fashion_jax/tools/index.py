@@ -52,11 +52,11 @@ def _define_flags():
 
 
 def _build():
-  from fashion_jax.serving import artifact, catalog_index, index_build, models
+  from fashion_jax.serving import artifact, catalog_index, index_build, runtimes
   path = FLAGS.model or FLAGS.workdir
   if not path or not FLAGS.catalog or not FLAGS.out:
     raise errors.ConfigError("build needs --model (or --workdir), --catalog and --out.")
-  model = models.load_model(path, FLAGS.backend, FLAGS.checkpoint)
+  model = runtimes.load_model(path, FLAGS.backend, FLAGS.checkpoint)
   workdir = FLAGS.workdir or (path if not artifact.is_export(path)
                               else model.metadata["source"]["workdir"])
   table = index_build.read_catalog(FLAGS.catalog, workdir)

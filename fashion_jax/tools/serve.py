@@ -54,8 +54,8 @@ def load(model_path: str, index_path: str = "", backend: str = "onnx",
          checkpoint: str = "best", catalog: str = ""):
   """(model, index or None), checked against each other; ConfigError names what failed.
   With `catalog` and no `index_path`, the index is built (or reused) first."""
-  from fashion_jax.serving import catalog_index, index_build, models
-  model = models.load_model(model_path, backend, checkpoint)
+  from fashion_jax.serving import catalog_index, index_build, runtimes
+  model = runtimes.load_model(model_path, backend, checkpoint)
   if catalog and not index_path:
     index_path = os.path.join(model_path, "serving_index")
     table = index_build.read_catalog(catalog, model.metadata["source"]["workdir"])
