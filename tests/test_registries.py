@@ -49,3 +49,14 @@ def test_a_registry_lookup_imports_only_what_it_names_and_says_what_exists():
   with pytest.raises(KeyError, match="the task kinds are"):
     tasks_lib.KINDS["softmaxx"]
   assert "softmax" in tasks_lib.KINDS and "softmaxx" not in tasks_lib.KINDS
+
+
+def test_the_readme_map_names_every_package_and_every_path_the_docs_name_exists():
+  readme = _read("README.md")
+  packages = [name for name in sorted(os.listdir(os.path.join(REPO, "fashion_jax")))
+              if os.path.isfile(os.path.join(REPO, "fashion_jax", name, "__init__.py"))]
+  for package in packages:
+    assert f"  {package}/" in readme, f"README.md's map leaves out fashion_jax/{package}/"
+  text = _read("README.md", "docs/*.md", "configs/*.py")
+  for path in sorted(set(re.findall(r"\bfashion_jax/[\w/]+\.py\b", text))):
+    assert os.path.exists(os.path.join(REPO, path)), f"the docs name {path}, which is gone"
