@@ -60,3 +60,14 @@ def test_the_readme_map_names_every_package_and_every_path_the_docs_name_exists(
   text = _read("README.md", "docs/*.md", "configs/*.py")
   for path in sorted(set(re.findall(r"\bfashion_jax/[\w/]+\.py\b", text))):
     assert os.path.exists(os.path.join(REPO, path)), f"the docs name {path}, which is gone"
+
+
+def test_no_module_outside_tasks_decides_by_a_task_kind_name():
+  kinds = "|".join(tasks_lib.KINDS)
+  decision = re.compile(rf"kind\s*(==|!=|in|not in)\s*[(\[{{]?\s*[\"']({kinds})[\"']")
+  for path in sorted(glob.glob(os.path.join(REPO, "fashion_jax", "**", "*.py"), recursive=True)):
+    if os.sep + "tasks" + os.sep in path:
+      continue
+    with open(path) as f:
+      for number, line in enumerate(f, 1):
+        assert not decision.search(line), f"{path}:{number} tests a kind's name: {line.strip()}"
