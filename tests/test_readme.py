@@ -15,11 +15,12 @@ from fashion_jax import validation
 from fashion_jax.data import labelled, sources
 
 DOCS = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
-COMMAND = re.compile(r"python -m fashion_jax\.(main|prepare) ([^\"\n]*)")
+COMMAND = re.compile(r"python -m fashion_jax(?:\.main| (?:train|prepare|inspect_data)) ([^\"\n]*)")
 
 
 def _commands():
-  """(file, command line) of each `python -m fashion_jax.main|prepare` in a code block."""
+  """(file, command line) of each `python -m fashion_jax.main` (or `python -m fashion_jax
+  train|prepare|inspect_data`) in a code block."""
   found = []
   for path in DOCS:
     with open(path) as f:
@@ -31,7 +32,7 @@ def _commands():
 
 
 def _parse(command: str):
-  args = [a for a in shlex.split(command.split(" ", 3)[3]) if a.startswith("--config")]
+  args = [a for a in shlex.split(COMMAND.match(command).group(1)) if a.startswith("--config")]
   # Config paths in the docs are relative to the repository root.
   argv = ["prog", *(re.sub(r"^--config=", f"--config={REPO}/", a) for a in args)]
   values = flags.FlagValues()
