@@ -35,9 +35,9 @@ TASKS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour",
          "usage")
 HIERARCHY_TASKS = ("masterCategory", "subCategory", "articleType")
 NO_LABEL_SMOOTHING = {f"tasks.{t}.label_smoothing": 0.0 for t in TASKS}
-# configs/mtl.py before issue 14 changed its defaults (P x K batches, unweighted
-# classes, no label smoothing, parents decoded alone): the ablations below are one
-# change at a time against it.
+# The first recipe of configs/mtl.py (P x K batches, unweighted classes, no label
+# smoothing, parents decoded alone, min_count 5): the ablations below are one change at
+# a time against it.
 V1 = {"datasets.products.sampler": "auto", **{f"tasks.{t}.class_weighting": "none" for t in TASKS},
       **{f"tasks.{t}.min_count": 5 for t in TASKS},
       **NO_LABEL_SMOOTHING, "hierarchy_decoding": "none"}
@@ -77,7 +77,7 @@ ROWS = {
     "mtl_wd_1e-4": {**V1, "optimizer.weight_decay": 1e-4},
     "mtl_min_count_1": {**V1, **{f"tasks.{t}.min_count": 1 for t in TASKS}},
     "mtl_one_cycle": {**V1, "optimizer.schedule": "one_cycle"},
-    # mtl.py before issue 14: 500 warm-up steps whatever the run's length (43% of 8 epochs).
+    # The first recipe's 500 warm-up steps whatever the run's length (43% of 8 epochs).
     "mtl_warmup_500_steps": {**V1, "optimizer.warmup_fraction": 0.0,
                              "optimizer.warmup_steps": 500},
     "mtl_label_smoothing_0.1": {**V1, **{f"tasks.{t}.label_smoothing": 0.1 for t in TASKS}},

@@ -35,12 +35,15 @@ def test_docs_name_every_kind_source_and_command():
     assert _named(name, docs), f"docs/ never names {name!r}"
 
 
-def test_the_readme_and_default_config_name_every_backbone_and_source():
+def test_the_readme_names_every_family_and_source_and_the_default_config_every_backbone():
   readme, default = _read("README.md"), _read("configs/default.py")
-  for text, where in ((readme, "README.md"), (default, "configs/default.py")):
-    for name in backbones.NAMES:
-      assert _named(name, text), f"{where} never names backbone {name!r}"
-    for name in sources.SOURCES:
+  families = {module.rsplit(".", 1)[1] for module in backbones.FAMILIES.modules.values()}
+  for name in families:
+    assert _named(name, readme), f"README.md never names the backbone family {name!r}"
+  for name in backbones.NAMES:
+    assert _named(name, default), f"configs/default.py never names backbone {name!r}"
+  for name in sources.SOURCES:
+    for text, where in ((readme, "README.md"), (default, "configs/default.py")):
       assert _named(name, text), f"{where} never names source {name!r}"
 
 
