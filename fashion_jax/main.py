@@ -41,7 +41,9 @@ def main(argv):
 
 def run():
   allocator.reexec_with_tcmalloc(["-m", "fashion_jax.main", *sys.argv[1:]])
-  cli.run(main, _define_flags, required=["config", "workdir"], verbosity=logging.INFO)
+  # absl's lines (every module's INFO) only with --verbosity=0 or more: the console says
+  # what matters (training.experiment.describe, then one line per logged step).
+  cli.run(main, _define_flags, required=["config", "workdir"], verbosity=logging.WARNING)
 
 
 if __name__ == "__main__":

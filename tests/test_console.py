@@ -11,7 +11,13 @@ from fashion_jax import console as console_lib
 def test_a_short_run_prints_one_line_per_log_step_and_a_table_per_evaluation(tmp_path):
   result = run_main(tmp_path / "run", "--config.num_train_steps=8")
   assert result.returncode == 0, result.stderr[-2000:]
-  lines = result.stdout.splitlines()
+  everything = result.stdout.splitlines()
+  # First what is trained on what: data, tasks, model, devices, one line per data problem.
+  start = next(i for i, line in enumerate(everything) if line.startswith("Training "))
+  header, lines = everything[:start], everything[start:]
+  assert [line.split(":")[0] for line in header[:4]] == ["Data", "Tasks", "Model", "Devices"]
+  assert all(line.startswith("Data warning: ") for line in header[4:])
+  assert " train, " in header[0] and " val" in header[0] and "the embedded sample" in header[0]
   # 1 start line, 8/2 log steps, 2 evaluations (header + 1 task), final: header + val + test.
   assert len(lines) == 1 + 4 + 2 * 2 + 3, result.stdout
   assert lines[0].startswith("Training 8 steps")
@@ -20,8 +26,9 @@ def test_a_short_run_prints_one_line_per_log_step_and_a_table_per_evaluation(tmp
   assert all("loss" in line and "img/s" in line and "ETA" in line for line in steps)
   assert "Final metrics at step 8:" in lines
   log = (tmp_path / "run" / "train.log").read_text().splitlines()
-  assert log == lines
-  # No absl line per step or per scalar on stderr.
+  assert log == everything
+  # No absl line per step or per scalar on stderr, nor about a TPU library it has no use for.
+  assert "libtpu" not in result.stderr
   assert "loss/total" not in result.stderr and "Setting work unit notes" not in result.stderr
 
 

@@ -15,7 +15,8 @@ _TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
          "--config.data.image_size=32", "--config.batch_size=16", "--config.num_train_steps=4",
          "--config.eval_every_steps=4", "--config.checkpoint.every_steps=2",
          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2",
-         "--config.checkpoint.asynchronous=False"]
+         "--config.checkpoint.asynchronous=False",
+         "--verbosity=0"]  # Process 1's console goes to its absl log, read below.
 
 
 def _free_port() -> int:

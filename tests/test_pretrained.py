@@ -132,7 +132,8 @@ def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
           "--config.model.name=resnet18", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
           "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
-          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
+          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2",
+          "--verbosity=0"]  # absl's INFO lines, where the arrays loaded are counted.
   result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Initialised 100 backbone arrays" in result.stderr
@@ -147,7 +148,8 @@ def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_fl
           f"--workdir={tmp_path / 'run'}", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
           "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
-          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2"]
+          "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2",
+          "--verbosity=0"]  # absl's INFO lines, where the arrays loaded are counted.
   env = {**os.environ, "FASHION_JAX_CACHE": str(tmp_path / "cache")}
   result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
   assert result.returncode == 0, result.stderr[-3000:]

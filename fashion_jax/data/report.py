@@ -32,7 +32,9 @@ class DataReport:
   def log_new(self) -> None:
     """Logs the kinds added since the last log."""
     for kind in sorted(set(self.counts) - self.logged):
-      logging.warning("%s: %d %s (first: %s)", self.source, self.counts[kind], kind,
+      # The details; a run's console has one line per kind (training.experiment.describe),
+      # and data_report.json every row.
+      logging.info("%s: %d %s (first: %s)", self.source, self.counts[kind], kind,
                       ", ".join(self.examples[kind][:_EXAMPLES_SHOWN]))
     self.logged = set(self.counts)
 

@@ -184,7 +184,9 @@ def evaluate(workdir: str, options: Options = Options()) -> dict:
   summary = {"workdir": run.workdir, "split": split, "checkpoint_step": run.step, "ema": ema,
              "flip": run.flip, "hierarchy_decoding": [[c, p] for c, p, _ in run.decode],
              "data": {n: config.datasets[n].to_dict() for n in splits}, "metrics": results,
-             "files": sorted(os.path.basename(f) for f in files), "out_dir": out_dir}
+             "files": sorted(os.path.basename(f) for f in files), "out_dir": out_dir,
+             # Rows skipped or labels masked, per dataset and kind (every row: data_report.json).
+             "data_problems": {n: dict(sorted(r.counts.items())) for n, r in reports.items()}}
   with open(os.path.join(out_dir, workdir_lib.EVAL_METRICS), "w") as f:
     json.dump(summary, f, indent=1)
   return summary

@@ -70,6 +70,10 @@ def main(argv):
   split = summary["split"]
   table = {f"{split}/{task}/{k}": v for task, values in summary["metrics"].items()
            for k, v in values.items() if k != "samples"}
+  for dataset, problems in summary["data_problems"].items():
+    for kind, count in problems.items():
+      print(f"Data warning: {dataset}: {count} {kind}; every row in "
+            f"{summary['out_dir']}/data_report.json")
   print(f"{summary['workdir']} at step {summary['checkpoint_step']}, split '{split}':\n"
         f"{console.format_metrics_table(table)}\nWrote {summary['out_dir']}/", flush=True)
   return 0

@@ -6,12 +6,15 @@ has been checked and built, so a run that fails to start leaves its workdir as i
 """
 
 import dataclasses
+import os
 
+import jax
 import ml_collections
 import optax
 from flax import nnx
 
-from fashion_jax import parallel, validation
+from fashion_jax import allocator, parallel, validation
+from fashion_jax import workdir as workdir_lib
 from fashion_jax.training import optim, train_state
 from fashion_jax.data import labelled
 from fashion_jax.errors import DataError
@@ -55,3 +58,33 @@ def setup(config: ml_collections.ConfigDict, workdir: str | None = None,
   return Run(config=config, tasks=data.tasks, data=data, mesh=mesh, local_batch=local_batch,
              steps_per_epoch=steps_per_epoch, total_steps=total_steps, tx=tx,
              schedule=schedule, graphdef=graphdef, state=state)
+
+
+def describe(run: Run, workdir: str) -> list[str]:
+  """What a run trains on what, for the first lines of its console: per dataset its rows
+  per split, the tasks with their class counts, the model and its parameters, the
+  devices and allocator, and one line per kind of data problem, naming the report."""
+  config, data = run.config, run.data
+  lines = []
+  for name, splits in data.datasets.items():
+    dataset = config.datasets[name]
+    where = dataset.root or "the embedded sample"
+    sizes = ", ".join(f"{len(split):,} {split_name}" for split_name, split in splits.items())
+    lines.append(f"Data: {name} ({dataset.source}, {where}): {sizes}")
+  lines.append("Tasks: " + ", ".join(
+      f"{t.name} ({t.kind}" + (f", {len(t.classes)} classes)" if t.classes else ")")
+      for t in run.tasks))
+  model_state = run.state["model"]
+  parameters = sum(leaf.size for leaf in jax.tree.leaves(nnx.filter_state(model_state,
+                                                                            nnx.Param)))
+  weights = config.model.get("pretrained", "") or "random initialisation"
+  lines.append(f"Model: {config.model.name}, {parameters / 1e6:.2f} M parameters; "
+               f"backbone weights: {weights}")
+  lines.append(f"Devices: {jax.device_count()} x {jax.devices()[0].platform} in "
+               f"{jax.process_count()} process(es); JAX {jax.__version__}; allocator: "
+               f"{allocator.current()}")
+  report = os.path.join(workdir, workdir_lib.DATA_REPORT)
+  for name, problems in data.reports.items():
+    for kind, count in sorted(problems.counts.items()):
+      lines.append(f"Data warning: {name}: {count} {kind}; every row in {report}")
+  return lines

@@ -221,6 +221,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                             "early_stopping": stopper.state_dict(),
                             "metric_window": window.state_dict()})
 
+  for line in experiment.describe(run, workdir):
+    console.message(line)
   console.announce(
       (f"Resuming at step {start_step} of {total_steps}" if start_step else
        f"Training {total_steps} steps") + f" ({steps_per_epoch} per epoch, global batch "
