@@ -1,7 +1,7 @@
 r"""Your own catalog: a product table (CSV, TSV, JSON lines or Parquet) with image paths,
 the tasks named on the command line, fine-tuned from the ImageNet EfficientNet-Lite0 that
-pip installs (configs/mtl_pretrained.py:one_rate, 96 px: every layer from the first
-step at one learning rate, so no step counts are fixed that a small shop's run could be
+pip installs (configs/mtl_pretrained.py's recipe, 96 px: every layer from the first step
+at one learning rate, so no stage has a step count that a small shop's run could be
 shorter than): a shop's few thousand photos need pretrained features most.
 
     python -m fashion_jax.main --config=configs/catalog.py --workdir=runs/shop \
@@ -30,7 +30,7 @@ from fashion_jax.data.sources import dataset_config
 
 def get_config(source: str = "catalog"):
   """`source`: catalog (a table) or image_folder."""
-  config = load_sibling_config(__file__, "mtl_pretrained", "one_rate")
+  config = load_sibling_config(__file__, "mtl_pretrained")
   config.datasets = {"catalog": dataset_config(source)}
   config.datasets.catalog.sampler = "auto"  # P x K identities when catalog.identity is set.
   config.catalog = ml_collections.ConfigDict(dict(softmax="", multilabel="", identity="",

@@ -105,7 +105,7 @@ CONFIG = "config"
 # against the PyTorch fine-tune of the same weights (torch_lite0_pretrained).
 # Its default (frozen heads stage, backbone lr x0.1, parents decoded) and its `one_rate`
 # variant (everything from the first step at one rate, parents undecoded).
-PRETRAINED = {CONFIG: "configs/mtl_pretrained.py"}
+PRETRAINED = {CONFIG: "configs/mtl_pretrained.py:frozen_heads"}
 ONE_RATE = {CONFIG: "configs/mtl_pretrained.py:one_rate"}
 DECODED = {"hierarchy_decoding": "bottom_up"}
 ROWS.update({

@@ -127,7 +127,8 @@ def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
   import json
   state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
   np.savez(tmp_path / "w.npz", **state_dict)
-  args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
+  args = [sys.executable, "-m", "fashion_jax.main",
+          f"--config={REPO}/configs/mtl_pretrained.py:frozen_heads",
           f"--workdir={tmp_path / 'run'}", f"--config.model.pretrained={tmp_path / 'w.npz'}",
           "--config.model.name=resnet18", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
@@ -147,7 +148,7 @@ def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_fl
   args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",
           f"--workdir={tmp_path / 'run'}", "--config.data.image_size=32",
           "--config.batch_size=8", "--config.num_train_steps=4", "--config.eval_every_steps=4",
-          "--config.checkpoint.every_steps=4", "--config.stages.heads.until_step=2",
+          "--config.checkpoint.every_steps=4",
           "--config.optimizer.warmup_steps=1", "--config.data.num_threads=2",
           "--verbosity=0"]  # absl's INFO lines, where the arrays loaded are counted.
   env = {**os.environ, "FASHION_JAX_CACHE": str(tmp_path / "cache")}
