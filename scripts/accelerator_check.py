@@ -202,7 +202,7 @@ def _largest_differences(got: dict, want: dict, normalized: set) -> dict:
 
 def part_export(sizes, args) -> dict:
   import jax
-  from fashion_jax.serving import artifact, export, runtimes
+  from fashion_jax.serving import artifact, export, runtimes, served_function
   scratch = tempfile.mkdtemp(prefix="accelerator_export_")
   workdir = os.path.join(scratch, "run")
   _train_small_run(workdir, sizes, args.dry_run)
@@ -216,7 +216,7 @@ def part_export(sizes, args) -> dict:
       meta = export.export_run(workdir, folder, checkpoint="latest", onnx=images is None,
                                platforms=sizes["export_platforms"])
       if images is None:
-        images = export.sample_images(artifact.image_size(meta)).astype("float32")
+        images = served_function.sample_images(artifact.image_size(meta)).astype("float32")
         on_cpu = runtimes.OnnxModel(folder)(images)
       on_device = runtimes.JaxExportModel(folder)(images)
     normalized = {o["name"] for o in meta["outputs"] if o.get("form") == "embedding"}

@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fashion_jax import metrics  # noqa: E402
+from fashion_jax.evaluation import metrics  # noqa: E402
 from fashion_jax.data import sources, splits  # noqa: E402
 
 LABEL_COLUMNS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour",

@@ -76,16 +76,16 @@ class LiveModel:
     import jax
     from fashion_jax import parallel
     from fashion_jax.evaluation import trained
-    from fashion_jax.serving import export
-    self.run = trained.load(workdir, checkpoint, ema, export.computed_as(dtype))
-    self.metadata = export.metadata(self.run)
+    from fashion_jax.serving import served_function
+    self.run = trained.load(workdir, checkpoint, ema, served_function.computed_as(dtype))
+    self.metadata = served_function.metadata(self.run)
     self.names = [t.name for t in self.run.tasks]
-    self._fn = jax.jit(export.inference_function(self.run),
+    self._fn = jax.jit(served_function.inference_function(self.run),
                        out_shardings=parallel.replicated(self.run.mesh))
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     from fashion_jax import parallel
-    from fashion_jax.serving.export import bucket
+    from fashion_jax.serving.served_function import bucket
     n = len(images)
     devices = self.run.mesh.devices.size
     padded = np.zeros((-(-bucket(n, devices) // devices) * devices, *images.shape[1:]),
