@@ -57,10 +57,7 @@ class MultiTaskModel(nnx.Module):
   def __call__(self, images: jax.Array, train: bool = False,
                frozen_backbone: bool = False) -> dict[str, jax.Array]:
     """`frozen_backbone`: no gradient into the backbone, and its BatchNorm in eval mode."""
-    mean = np.asarray(self.input_mean, np.float32)
-    std = np.asarray(self.input_std, np.float32)
-    x = ((images.astype(jnp.float32) - mean) / std).astype(self.dtype)
-    features = self.backbone(x, train and not frozen_backbone)
+    features = self.features(images, train and not frozen_backbone)
     if frozen_backbone:
       features = jax.lax.stop_gradient(features)
     outputs = {}
@@ -70,6 +67,13 @@ class MultiTaskModel(nnx.Module):
         y = l2_normalize(y)
       outputs[name] = y
     return outputs
+
+  def features(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """uint8 images [B, H, W, 3] -> the backbone's pooled features [B, num_features]."""
+    mean = np.asarray(self.input_mean, np.float32)
+    std = np.asarray(self.input_std, np.float32)
+    x = ((images.astype(jnp.float32) - mean) / std).astype(self.dtype)
+    return self.backbone(x, train)
 
   def predict(self, images: jax.Array, flip: bool = False) -> dict[str, jax.Array]:
     """Inference outputs; with `flip`, the mean over the image and its mirror image

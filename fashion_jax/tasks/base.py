@@ -60,6 +60,9 @@ class TaskKind:
   # `search` searches with it.
   embeds = False
   single_label = False  # One class per sample: config.hierarchy can link such tasks.
+  # The catalog audit looks for wrong and missing labels of such tasks (fashion_jax/audit):
+  # `encode` gives class ids [N] (one label a row) or multi-hot targets [N, C].
+  audited = False
 
   # --- Configuration ---
   def metric_names(self, task: Task) -> tuple[str, ...]:

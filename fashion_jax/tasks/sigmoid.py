@@ -40,6 +40,7 @@ class Sigmoid(base.TaskKind):
              "tune_thresholds": True, "target_precision": 0.0,
              "min_tuning_examples": MIN_TUNING_EXAMPLES}
   lower_is_better = ("loss", "hamming_loss")
+  audited = True
 
   def metric_names(self, task):
     return ("loss", "micro_f1", "macro_f1", "hamming_loss", "mAP",

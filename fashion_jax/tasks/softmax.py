@@ -28,6 +28,7 @@ class Softmax(base.TaskKind):
   options = {"label_smoothing": 0.0, "class_weighting": "none", "effective_beta": 0.999,
              "top_k": ()}  # Extra top-k accuracies to report, e.g. (3, 5).
   single_label = True
+  audited = True
 
   def metric_names(self, task):
     return ("loss", "accuracy", "macro_f1", *(f"top{k}_accuracy" for k in task.option("top_k")))

@@ -29,6 +29,8 @@ COMMANDS = {
     "pretrained": ("fashion_jax.tools.pretrained",
                    "Convert torchvision / timm ImageNet weights for config.model.pretrained."),
     "export": ("fashion_jax.tools.export", "Export a run for serving: jax.export and ONNX."),
+    "audit": ("fashion_jax.tools.audit",
+              "Audit a catalog: likely wrong labels, missing labels, near-duplicates."),
     "index": ("fashion_jax.tools.index",
               "Build, inspect and search a catalog index (FAISS) of a model's outputs."),
     "search": ("fashion_jax.tools.search", "Visual search over a folder of product images."),
