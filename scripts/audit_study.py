@@ -132,6 +132,7 @@ def main():
   sys.path.insert(0, REPO)
   import dataclasses
   from fashion_jax.audit import cross_fit, features, labels as labels_lib, near_duplicates
+  from fashion_jax.data import transforms
   from fashion_jax.data.table import FileImages, Table
   from fashion_jax.config_lib import load_sibling_config
 
@@ -214,18 +215,21 @@ def main():
   if "duplicates" in parts:
     rng = np.random.default_rng(0)
     originals = rng.choice(len(ids), size=args.copies, replace=False)
-    items = [open(p, "rb").read() for p in paths]
+    items = [transforms.read_file(p) for p in paths]
     names = list(paths)
     kinds = ["re-encoded", "resized", "cropped"]
     for n, row in enumerate(originals):
       items.append(copy_of(items[row], n % 3))
       names.append(f"copy {n} ({kinds[n % 3]}) of {paths[row]}")
-    all_ids = np.asarray(ids + [f"copy{n}" for n in range(args.copies)], dtype=object)
-    copies = Table(images=BytesImages(items, names), rows=np.arange(len(items)), ids=all_ids,
-                   columns={})
-    cf = features.extract(copies, config.model, args.image_size,
-                          cache_dir=os.path.join(args.workdir,
-                                                 f"features_copies_{args.image_size}"))
+    copy_ids = np.asarray([f"copy{n}" for n in range(args.copies)], dtype=object)
+    only_copies = Table(images=BytesImages(items[len(ids):], names[len(ids):]),
+                        rows=np.arange(args.copies), ids=copy_ids, columns={})
+    extra = features.extract(only_copies, config.model, args.image_size,
+                             cache_dir=os.path.join(args.workdir,
+                                                    f"features_copies_{args.image_size}"))
+    cf = features.Features(np.concatenate([feats.values, extra.values]),
+                           np.concatenate([feats.readable, extra.readable]), {},
+                           np.concatenate([feats.digests, extra.digests]))
     print("\n| threshold | copies grouped with their original | by kind (re-encoded / "
           "resized / cropped) | groups | rows in groups that are neither |\n"
           "|---|---|---|---|---|")
