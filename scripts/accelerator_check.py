@@ -74,7 +74,7 @@ def _sizes(dry_run: bool) -> dict:
           "train_steps": 60, "extra_models": ["tf_efficientnet_lite0", "vit_s16"],
           "extra_torch": True, "export_platforms": ["cpu", "cuda", "tpu"],
           "tests": ["tests/test_backbones.py", "tests/test_train.py", "tests/test_resume.py",
-                    "tests/test_serving.py::test_every_backbone_family_converts_to_onnx_"
+                    "tests/test_export.py::test_every_backbone_family_converts_to_onnx_"
                     "with_the_same_features"]}
 
 

@@ -100,6 +100,37 @@ def read_sample_rows():
     return list(csv.DictReader(f))
 
 
+def sample_image_paths(count):
+  return [os.path.join(SAMPLE_DIR, "images", f"{r['id']}.jpg") for r in read_sample_rows()[:count]]
+
+
+# One trained run, its export and its catalog index, shared by the serving tests
+# (test_export, test_catalog_index, test_app): trained once a session.
+@pytest.fixture(scope="session")
+def served_workdir(tmp_path_factory):
+  # Decoded like configs/mtl.py: exports must carry hierarchy.decode too.
+  return train_tool_run(str(tmp_path_factory.mktemp("run")), hierarchy_decoding="bottom_up")
+
+
+@pytest.fixture(scope="session")
+def exported(served_workdir, tmp_path_factory):
+  from fashion_jax.serving import export
+  out = str(tmp_path_factory.mktemp("export") / "model")
+  export.export_run(served_workdir, out, checkpoint="latest")
+  return out
+
+
+@pytest.fixture(scope="session")
+def index_dir(exported, served_workdir, tmp_path_factory):
+  from fashion_jax.serving import index_build, runtimes
+  out = str(tmp_path_factory.mktemp("index") / "test_split")
+  model = runtimes.OnnxModel(exported)
+  table = index_build.read_catalog("split:test", served_workdir)
+  index_build.build(model, table, out, catalog="split:test", model_path=exported,
+                    shard_size=16)
+  return out
+
+
 @pytest.fixture
 def product_tree(tmp_path):
   """A Kaggle-layout folder of 80 real images with the mess found in the real styles.csv.
