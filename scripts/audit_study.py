@@ -17,8 +17,9 @@ the packaged ImageNet Lite0 (frozen: it never saw these labels) at --image_size:
    label; and the precision and recall of cleanlab's whole flagged set. --seeds draws.
 3. Near-duplicates: --copies random images re-encoded (JPEG quality 60), resized (to
    70%), and cropped (the central 85%), one kind each in turn, added to the catalog;
-   the share of copies grouped with their original at each --thresholds, and how many
-   other rows land in groups at that threshold.
+   compared as the audit compares them (the whole photo and its central
+   --duplicate_crop, at --duplicate_image_size); the share of copies grouped with their
+   original at each --thresholds, and how many other rows land in groups there.
 
 Prints markdown tables; writes <workdir>/audit_study.json.
 """
@@ -126,7 +127,10 @@ def main():
   parser.add_argument("--rates", default="0.05,0.2")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--copies", type=int, default=200)
-  parser.add_argument("--thresholds", default="0.85,0.9,0.93,0.95,0.97")
+  parser.add_argument("--thresholds", default="0.9,0.92,0.93,0.94,0.95")
+  parser.add_argument("--duplicate_image_size", type=int, default=160)
+  parser.add_argument("--duplicate_crop", type=float, default=0.8,
+                      help="The second view: the central share of each photo (1: none).")
   parser.add_argument("--parts", default="heads,noise,duplicates")
   args = parser.parse_args()
   sys.path.insert(0, REPO)
@@ -224,18 +228,20 @@ def main():
     copy_ids = np.asarray([f"copy{n}" for n in range(args.copies)], dtype=object)
     only_copies = Table(images=BytesImages(items[len(ids):], names[len(ids):]),
                         rows=np.arange(args.copies), ids=copy_ids, columns={})
-    extra = features.extract(only_copies, config.model, args.image_size,
-                             cache_dir=os.path.join(args.workdir,
-                                                    f"features_copies_{args.image_size}"))
-    cf = features.Features(np.concatenate([feats.values, extra.values]),
-                           np.concatenate([feats.readable, extra.readable]), {},
-                           np.concatenate([feats.digests, extra.digests]))
+    views = []
+    for crop in sorted({1.0, args.duplicate_crop}, reverse=True):
+      both = [features.extract(t, config.model, args.duplicate_image_size,
+                               cache_dir=os.path.join(args.workdir, folder), crop=crop)
+              for t, folder in ((table, "features"), (only_copies, "features_copies"))]
+      views.append(np.concatenate([both[0].values, both[1].values]))
+    readable = np.ones(len(items), bool)
+    digests = np.asarray([str(i) for i in range(len(items))])  # No two files are equal.
     print("\n| threshold | copies grouped with their original | by kind (re-encoded / "
           "resized / cropped) | groups | rows in groups that are neither |\n"
           "|---|---|---|---|---|")
     out["duplicates"] = []
     for threshold in (float(t) for t in args.thresholds.split(",")):
-      found = near_duplicates.groups(cf.values, cf.readable, cf.digests, threshold)
+      found = near_duplicates.groups(views, readable, digests, threshold)
       group_of = {}
       for g, group in enumerate(found):
         for r in group["rows"]:

@@ -65,7 +65,7 @@ def main():
   seconds["fill rule"] = time.time() - started
   started = time.time()
   digests = np.asarray([str(i) for i in range(args.rows)])
-  found = near_duplicates.groups(features, np.ones(args.rows, bool), digests, threshold=0.95)
+  found = near_duplicates.groups([features], np.ones(args.rows, bool), digests, threshold=0.95)
   seconds["near-duplicates"] = time.time() - started
   total = sum(seconds.values())
   peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

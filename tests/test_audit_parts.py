@@ -104,11 +104,16 @@ def test_near_duplicates_group_close_rows_and_equal_bytes():
   vectors[41] = rng.normal(size=32)
   readable = np.ones(50, bool)
   readable[20] = False  # Unreadable rows group with nothing.
-  found = near_duplicates.groups(vectors, readable, digests, threshold=0.95)
+  found = near_duplicates.groups([vectors], readable, digests, threshold=0.95)
   by_rows = {tuple(g["rows"]): g for g in found}
   assert set(by_rows) == {(3, 10), (40, 41)}
   assert by_rows[(40, 41)]["exact"] and not by_rows[(3, 10)]["exact"]
   assert by_rows[(3, 10)]["min_similarity"] > 0.99
+  # A second view that only row 7's and row 30's centres share: they group through it.
+  centres = rng.normal(size=(50, 32)).astype(np.float32)
+  centres[30] = centres[7]
+  found = near_duplicates.groups([vectors, centres], readable, digests, threshold=0.95)
+  assert {tuple(g["rows"]) for g in found} == {(3, 10), (7, 30), (40, 41)}
   columns = {"colour": np.asarray(["red"] * 50, object), "type": np.asarray(["a"] * 50, object)}
   columns["type"][10] = "b"
   assert near_duplicates.conflicting_tasks([3, 10], columns) == ["type"]

@@ -32,11 +32,18 @@ REPORT = "audit.json"
 class Options:
   out: str
   dataset: str = ""  # '' = every configured dataset.
-  image_size: int = 0  # 0 = config.data.image_size.
+  # The backbone's ImageNet resolution: on the shared images the cross-fitted heads reach
+  # 0.880 out-of-sample articleType accuracy at 224 px against 0.831 at 96 px.
+  image_size: int = 224
   batch_size: int = 32
   heads: cross_fit.HeadSettings = cross_fit.HeadSettings()
   fill_precision: float = 0.95  # Missing labels are filled where this precision holds.
-  duplicate_threshold: float = 0.95  # Cosine similarity of near-duplicate images.
+  # Near-duplicates compare two views of each photo (whole, central 80%) at 160 px: on
+  # the shared images resized copies match their originals best at 128-160 px, cropped
+  # ones only through the central view (docs/audit.md).
+  duplicate_threshold: float = 0.93
+  duplicate_image_size: int = 160
+  duplicate_crop: float = 0.8
   neighbours: int = 10
   sheet_rows: int = 50  # Top suspects per task in its contact sheet (0: none).
   progress: bool = True
@@ -156,7 +163,7 @@ def audit_dataset(config, name: str, tasks, options: Options) -> dict:
   resolved = sources.resolve_dataset_config(config.datasets[name], where)
   own = [t for t in tasks if t.dataset == name and t.spec.audited]
   table, data_report = labelled.read_table(config, name, resolved, tasks)
-  image_size = options.image_size or int(config.data.image_size)
+  image_size = options.image_size
   feats = features_lib.extract(table, config.model, image_size, options.batch_size,
                                cache_dir=os.path.join(options.out, name),
                                progress=options.progress)
@@ -179,7 +186,11 @@ def audit_dataset(config, name: str, tasks, options: Options) -> dict:
                      f"{name} / {task.name}: top {min(len(suspects), options.sheet_rows)} "
                      "suspected wrong labels (given in red)")
       out["files"].append(sheet)
-  found = near_duplicates.groups(feats.values, feats.readable, feats.digests,
+  cache = os.path.join(options.out, name)
+  views = [features_lib.extract(table, config.model, options.duplicate_image_size,
+                                options.batch_size, cache, options.progress, crop).values
+           for crop in (1.0, options.duplicate_crop)]
+  found = near_duplicates.groups(views, feats.readable, feats.digests,
                                  options.duplicate_threshold, options.neighbours)
   columns = {t.name: table.columns[t.column] for t in tasks if t.dataset == name}
   for group in found:
@@ -217,7 +228,7 @@ def audit(config, options: Options) -> dict:
   os.makedirs(options.out, exist_ok=True)
   report = {"features": {"model": config.model.name,
                          "pretrained": config.model.get("pretrained", ""),
-                         "image_size": options.image_size or int(config.data.image_size),
+                         "image_size": options.image_size,
                          "never_saw_these_labels": True},
             "heads": dataclasses.asdict(options.heads), "fill_precision": options.fill_precision,
             "datasets": {}}

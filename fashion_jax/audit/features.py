@@ -3,7 +3,7 @@
 The backbone is `config.model` with its `pretrained` weights (the packaged ImageNet
 Lite0 in configs/catalog.py): weights that never saw the catalog's labels, so that the
 heads cross-fitted on these features give honest out-of-sample probabilities. Features
-are cached in the audit's folder (`features.npz`, keyed by the rows' ids, the model and
+are cached in the audit's folder (`features_<size>px*.npz`, keyed by the rows' ids, the model and
 the image size), so that a re-run with other audit settings skips the images.
 """
 
@@ -21,7 +21,10 @@ from fashion_jax.errors import ConfigError
 from fashion_jax.models import heads
 from fashion_jax.models import weights as weights_lib
 
-CACHE_FILE = "features.npz"
+
+
+def cache_name(image_size: int, crop: float = 1.0) -> str:
+  return f"features_{image_size}px" + (f"_central{round(crop * 100)}" if crop < 1 else "") + ".npz"
 
 
 @dataclasses.dataclass
@@ -58,17 +61,18 @@ def feature_function(model_config, image_size: int):
   return (lambda images: np.asarray(fn(state, images), np.float32)), num_features
 
 
-def _cache_key(ids: np.ndarray, model_config, image_size: int) -> str:
+def _cache_key(ids: np.ndarray, model_config, image_size: int, crop: float) -> str:
   text = "\n".join([model_config.name, str(model_config.get("pretrained", "")),
-                    str(image_size), *map(str, ids)])
+                    str(image_size), str(crop), *map(str, ids)])
   return hashlib.sha256(text.encode()).hexdigest()
 
 
 def extract(table, model_config, image_size: int, batch_size: int = 32, cache_dir: str = "",
-            progress: bool = True) -> Features:
-  """Features of every row of `table` (unreadable images reported, never fatal)."""
-  key = _cache_key(table.ids, model_config, image_size)
-  cache = os.path.join(cache_dir, CACHE_FILE) if cache_dir else ""
+            progress: bool = True, crop: float = 1.0) -> Features:
+  """Features of every row of `table` (unreadable images reported, never fatal); with
+  `crop` < 1, of each image's central `crop` of width and height."""
+  key = _cache_key(table.ids, model_config, image_size, crop)
+  cache = os.path.join(cache_dir, cache_name(image_size, crop)) if cache_dir else ""
   if cache and os.path.exists(cache):
     with np.load(cache, allow_pickle=False) as saved:
       if str(saved["key"]) == key:
@@ -86,9 +90,10 @@ def extract(table, model_config, image_size: int, batch_size: int = 32, cache_di
     return data
 
   rows = list(range(len(table)))
-  with tqdm(total=len(rows), desc="features", unit="img", disable=not progress) as bar:
+  what = f"features {image_size} px" + (f", central {crop:.0%}" if crop < 1 else "")
+  with tqdm(total=len(rows), desc=what, unit="img", disable=not progress) as bar:
     for chunk, images, failures in transforms.decoded_batches(rows, read, image_size,
-                                                              batch_size):
+                                                              batch_size, crop):
       batch = np.zeros((batch_size, image_size, image_size, 3), np.uint8)
       for i, (row, image, error) in enumerate(zip(chunk, images, failures)):
         if image is None:

@@ -1,8 +1,11 @@
-"""Groups of near-duplicate products: rows whose image embeddings are within a cosine
-threshold of each other (re-encoded, resized or cropped copies of one photo), found
-through the k nearest neighbours of every row in a FAISS index (exact up to
-`exact_max` rows, HNSW beyond, as the catalog index), linked into groups; identical
-bytes always group. Groups whose members carry different labels come first.
+"""Groups of near-duplicate products: rows whose images are within a cosine similarity
+of each other (re-encoded, resized or cropped copies of one photo), found through the k
+nearest neighbours of every row in a FAISS index (exact up to `exact_max` vectors, HNSW
+beyond, as the catalog index), linked into groups; identical bytes always group.
+
+Each row has several views (the audit's: the whole photo and its central 80%), and two
+rows' similarity is the largest between any of their views, so that a cropped copy
+meets its original's centre. Groups whose members carry different labels come first.
 """
 
 import numpy as np
@@ -31,35 +34,43 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
           ).astype(np.float32)
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float, neighbours: int = 10,
+def similar_pairs(views: list[np.ndarray], threshold: float, neighbours: int = 10,
                   exact_max: int = 100_000) -> list[tuple[int, int, float]]:
-  """(i, j, cosine) with i < j for every row's nearest neighbours at or above
-  `threshold`; `vectors` are L2-normalised."""
+  """(i, j, similarity) with i < j for every row's nearest neighbours whose similarity,
+  the largest cosine between any view of i and any view of j, is at least `threshold`;
+  `views`: one [N, D] array of L2-normalised vectors per view of the rows."""
+  count = len(views[0])
+  vectors = np.concatenate(views)
   settings = catalog_index.SearchSettings(exact_max=exact_max)
   index = catalog_index.build_vector_index(vectors, settings)
+  width = min(len(views) * (neighbours + 1), len(vectors))
   if hasattr(index, "hnsw"):
-    index.hnsw.efSearch = max(settings.ef_search, neighbours + 1)
-  scores, found = index.search(vectors, min(neighbours + 1, len(vectors)))
+    index.hnsw.efSearch = max(settings.ef_search, width)
+  scores, found = index.search(vectors, width)
   pairs = {}
-  for i, (row_scores, row_found) in enumerate(zip(scores, found)):
-    for score, j in zip(row_scores, row_found):
-      if j >= 0 and j != i and score >= threshold:
-        key = (min(i, int(j)), max(i, int(j)))
+  for position, (row_scores, row_found) in enumerate(zip(scores, found)):
+    i = position % count
+    for score, hit in zip(row_scores, row_found):
+      j = int(hit) % count
+      if hit >= 0 and j != i and score >= threshold:
+        key = (min(i, j), max(i, j))
         pairs[key] = max(pairs.get(key, -1.0), float(score))
   return [(a, b, s) for (a, b), s in sorted(pairs.items())]
 
 
-def groups(vectors: np.ndarray, readable: np.ndarray, digests: np.ndarray, threshold: float,
-           neighbours: int = 10, exact_max: int = 100_000) -> list[dict]:
-  """Groups of 2+ rows: {'rows', 'min_similarity', 'exact'} (exact: all the same bytes)."""
+def groups(views: list[np.ndarray], readable: np.ndarray, digests: np.ndarray,
+           threshold: float, neighbours: int = 10, exact_max: int = 100_000) -> list[dict]:
+  """Groups of 2+ rows: {'rows', 'min_similarity', 'exact'} (exact: all the same bytes).
+  `views`: the rows' vectors, one array per view (e.g. the whole photo and its centre)."""
   rows = np.flatnonzero(readable)
   pairs = [(rows[a], rows[b], s) for a, b, s in
-           similar_pairs(unit_rows(vectors[rows]), threshold, neighbours, exact_max)]
+           similar_pairs([unit_rows(v[rows]) for v in views], threshold, neighbours,
+                         exact_max)]
   by_digest = {}
   for row in rows:
     by_digest.setdefault(digests[row], []).append(int(row))
   same_bytes = [(members[0], m, 1.0) for members in by_digest.values() for m in members[1:]]
-  roots = _union_find(len(vectors), [(a, b) for a, b, _ in pairs + same_bytes])
+  roots = _union_find(len(readable), [(a, b) for a, b, _ in pairs + same_bytes])
   linked = {}
   for a, b, s in pairs + same_bytes:
     linked.setdefault(roots[a], []).append(s)

@@ -95,10 +95,22 @@ def read_file(path: str) -> bytes:
     return f.read()
 
 
-def decoded_batches(items, read, size: int, batch_size: int):
+def central_crop_box(data: bytes, fraction: float) -> tuple[int, int, int, int]:
+  """The box of the central `fraction` of an encoded image's width and height."""
+  try:
+    with Image.open(io.BytesIO(data)) as image:
+      w, h = image.size
+  except (UnidentifiedImageError, OSError) as e:
+    raise ImageDecodeError("not an image format PIL can read, or a corrupt file") from e
+  dx, dy = round(w * (1 - fraction) / 2), round(h * (1 - fraction) / 2)
+  return dx, dy, w - dx, h - dy
+
+
+def decoded_batches(items, read, size: int, batch_size: int, crop: float = 1.0):
   """Yields, for each run of `batch_size` items in order, (chunk, images, errors):
   `images[i]` is chunk[i] read (`read(item)` -> bytes) and decoded as `decode_image`
-  does, or None where that failed, and `errors[i]` says why (None where it worked).
+  does (`crop` < 1: its central `crop` of width and height only), or None where that
+  failed, and `errors[i]` says why (None where it worked).
   What the tools that run a model over many images (predict, catalog index, search)
   share: one unreadable image is reported by them, never fatal to the rest."""
   for start in range(0, len(items), batch_size):
@@ -106,7 +118,9 @@ def decoded_batches(items, read, size: int, batch_size: int):
     images, errors = [], []
     for item in chunk:
       try:
-        images.append(decode_image(read(item), size))
+        data = read(item)
+        box = central_crop_box(data, crop) if crop < 1 else None
+        images.append(decode_image(data, size, box=box))
         errors.append(None)
       except (OSError, ValueError) as e:  # ImageDecodeError is a ValueError.
         images.append(None)

@@ -36,7 +36,8 @@ def _define_flags():
   config_flags.DEFINE_config_file("config", None, "The experiment config.", lock_config=False)
   flags.DEFINE_string("out", None, "Output folder.")
   flags.DEFINE_string("dataset", "", "Audit only this dataset of the config.")
-  flags.DEFINE_integer("image_size", 0, "Image size of the features (0: config.data.image_size).")
+  flags.DEFINE_integer("image_size", catalog_audit.Options.image_size,
+                       "Image size of the features (the backbone's ImageNet resolution).")
   flags.DEFINE_integer("folds", cross_fit.HeadSettings.folds, "Cross-fitting folds.")
   flags.DEFINE_float("fill_precision", 0.95, "Precision a filled missing label must reach "
                      "on the known rows.")
