@@ -15,12 +15,12 @@ from fashion_jax import validation
 from fashion_jax.data import labelled, sources
 
 DOCS = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
-COMMAND = re.compile(r"python -m fashion_jax(?:\.main| (?:train|prepare|inspect_data)) ([^\"\n]*)")
+COMMAND = re.compile(r"python -m fashion_jax(?:\.main| (?:train|prepare|inspect_data|audit)) ([^\"\n]*)")
 
 
 def _commands():
   """(file, command line) of each `python -m fashion_jax.main` (or `python -m fashion_jax
-  train|prepare|inspect_data`) in a code block."""
+  train|prepare|inspect_data|audit`) in a code block."""
   found = []
   for path in DOCS:
     with open(path) as f:
