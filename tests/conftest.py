@@ -77,6 +77,15 @@ def train_tool_run(path: str, hierarchy_decoding: str = "none") -> str:
   return path
 
 
+def compiled_setup(config, mesh=None):
+  """(tasks, data, state, train step, eval step, mesh) of a run of `config`, compiled."""
+  from fashion_jax.training import experiment, train
+  run = experiment.setup(config, mesh=mesh)
+  train_fn, eval_steps = train.compile_steps(run.graphdef, run.tasks, run.mesh)
+  (eval_fn, _), = eval_steps.values()
+  return run.tasks, run.data, run.state, train_fn, eval_fn, run.mesh
+
+
 def run_main(workdir, *overrides, env=None):
   """`python -m fashion_jax.main` on configs/default.py shrunk as tiny_config, in a subprocess."""
   args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/default.py",

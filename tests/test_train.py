@@ -10,21 +10,12 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, run_main, snapshot, tiny_config
-from fashion_jax.training import checkpoint as checkpoint_lib
+from conftest import REPO, compiled_setup as _setup, run_main, snapshot, tiny_config
 from fashion_jax import parallel
 from fashion_jax.evaluation import evaluators
-from fashion_jax.training import experiment, train
-from fashion_jax import tasks as tasks_lib
+from fashion_jax.training import train
 from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
-
-
-def _setup(config, mesh=None):
-  run = experiment.setup(config, mesh=mesh)
-  train_fn, eval_steps = train.compile_steps(run.graphdef, run.tasks, run.mesh)
-  (eval_fn, _), = eval_steps.values()
-  return run.tasks, run.data, run.state, train_fn, eval_fn, run.mesh
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -75,23 +66,12 @@ def test_multi_label_task_trains_and_is_scored(product_tree):
   assert 0 <= results["val/tags/micro_f1"] <= 1 and "val/tags/macro_f1" in results
 
 
-def test_eval_reports_every_metric_of_every_task():
-  config = tiny_config()
-  tasks, data, state, _, eval_fn, mesh = _setup(config)
-  batches = pipeline.eval_batches(data.splits["val"], config.data, 16)
-  results = evaluators.accumulate(eval_fn, tasks, state, batches, mesh, "val",
-                                  evaluators.EvalPass(tasks)).metrics("val")
-  assert sorted(results) == sorted(tasks_lib.metric_keys(tasks, "val"))
-  assert all(np.isfinite(v) for v in results.values())
-  assert 0 <= results["val/articleType/accuracy"] <= 1
-
-
 _SHARDED_SCRIPT = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
     import jax, numpy as np
     from conftest import tiny_config
-    from test_train import _setup
+    from conftest import compiled_setup as _setup
     from fashion_jax import parallel
     from fashion_jax.data import pipeline
     from fashion_jax.tasks import task_config
@@ -144,69 +124,6 @@ def test_sharded_step_on_4_devices_matches_1_device():
       if name == "all" and key == "grad_norm":
         rtol = 1e-2
       np.testing.assert_allclose(metrics[f"{name}/4"][key], value, rtol=rtol, err_msg=key)
-
-
-def test_checkpoint_round_trip_restores_state_and_data_position(tmp_path):
-  config = tiny_config()
-  tasks, data, state, train_fn, _, mesh = _setup(config)
-  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
-  for _ in range(2):
-    state, _ = train_fn(state, parallel.shard_batch(next(it), mesh))
-  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
-  ckpts.save(2, state, it, metrics={"val/articleType/accuracy": 0.5})
-  ckpts.wait()
-  saved = [np.asarray(x) for x in jax.tree.leaves(state)]
-  expected_batch = next(it)
-  state, _ = train_fn(state, parallel.shard_batch(expected_batch, mesh))
-  expected_after = [np.asarray(x) for x in jax.tree.leaves(state)]
-
-  # A fresh process's view: new state, new iterator, restored from disk.
-  _, _, fresh, train_fn2, _, _ = _setup(config)
-  fresh_it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
-  reopened = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
-  assert reopened.latest_step() == 2
-  restored = reopened.restore(2, fresh, fresh_it)
-  for a, b in zip(saved, jax.tree.leaves(restored)):
-    np.testing.assert_array_equal(a, np.asarray(b))
-  batch = next(fresh_it)
-  np.testing.assert_array_equal(batch["image"], expected_batch["image"])
-  restored, _ = train_fn2(restored, parallel.shard_batch(batch, mesh))
-  for a, b in zip(expected_after, jax.tree.leaves(restored)):
-    np.testing.assert_allclose(a, np.asarray(b), rtol=1e-6, atol=1e-7)
-
-
-def test_best_checkpoint_survives_the_keep_last_policy(tmp_path):
-  config = tiny_config()
-  config.checkpoint.keep = 1
-  tasks, data, state, _, _, _ = _setup(config)
-  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
-  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
-  for step, accuracy in [(1, 0.9), (2, 0.1), (3, 0.2)]:
-    ckpts.save(step, state, it, metrics={"val/articleType/accuracy": accuracy})
-  ckpts.save(4, state, it)  # An interval save without eval metrics.
-  ckpts.wait()
-  assert ckpts.best_step() == 1
-  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [1, 4]
-  # After a restart the best step is still known and still kept.
-  reopened = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
-  reopened.save(5, state, it, metrics={"val/articleType/accuracy": 0.5})
-  reopened.wait()
-  assert reopened.best_step() == 1
-  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [1, 5]
-
-
-def test_restoring_into_another_model_lists_the_differences(tmp_path):
-  from fashion_jax.errors import CheckpointMismatchError
-  config = tiny_config()
-  tasks, data, state, _, _, _ = _setup(config)
-  it = pipeline.train_iterator(data.splits["train"], config.data, 16, 0)
-  ckpts = checkpoint_lib.Checkpoints(str(tmp_path), config, tasks)
-  ckpts.save(1, state, it)
-  ckpts.wait()
-  other = tiny_config()
-  other.model.width = 16
-  with pytest.raises(CheckpointMismatchError, match="'width': {'checkpoint': 8, 'config': 16}"):
-    checkpoint_lib.Checkpoints(str(tmp_path), other, tasks).restore(1, state, it)
 
 
 def test_main_trains_writes_outputs_and_resumes(tmp_path):
