@@ -36,13 +36,16 @@ def _define_flags():
   config_flags.DEFINE_config_file("config", None, "The experiment config.", lock_config=False)
   flags.DEFINE_string("out", None, "Output folder.")
   flags.DEFINE_string("dataset", "", "Audit only this dataset of the config.")
-  flags.DEFINE_integer("image_size", catalog_audit.Options.image_size,
-                       "Image size of the features (the backbone's ImageNet resolution).")
+  flags.DEFINE_integer("image_size", catalog_audit.Options(out="").image_size,
+                       "Image size of the label features (the backbone's ImageNet resolution).")
   flags.DEFINE_integer("folds", cross_fit.HeadSettings.folds, "Cross-fitting folds.")
-  flags.DEFINE_float("fill_precision", 0.95, "Precision a filled missing label must reach "
-                     "on the known rows.")
-  flags.DEFINE_float("duplicate_threshold", 0.95, "Cosine similarity of near-duplicates.")
-  flags.DEFINE_integer("sheet_rows", 50, "Suspects per task in its contact sheet.")
+  defaults = catalog_audit.Options(out="")
+  flags.DEFINE_float("fill_precision", defaults.fill_precision,
+                     "Precision a filled missing label must reach on the known rows.")
+  flags.DEFINE_float("duplicate_threshold", defaults.duplicate_threshold,
+                     "Cosine similarity of near-duplicates (the larger of their two views').")
+  flags.DEFINE_integer("sheet_rows", defaults.sheet_rows,
+                       "Suspects per task in its contact sheet.")
 
 
 def main(argv):
