@@ -117,3 +117,28 @@ def test_prepare_download_fills_the_cache_ahead_of_training(shop, tmp_path):
   config.datasets.catalog.image_cache = ""
   with pytest.raises(ConfigError, match="set config.datasets.catalog.image_cache=DIR"):
     prepare.download(config)
+
+
+def test_the_audit_reads_url_rows_through_the_cache(shop, tmp_path):
+  pytest.importorskip("cleanlab")
+  from conftest import load_config
+  from fashion_jax.audit import catalog_audit
+  names = sorted(os.listdir(os.path.join(SAMPLE_DIR, "images")))[:30]
+  Shop.photos.update({n: jpeg(n) for n in names})
+  lines = ["sku,image,category"] + [
+      f"SKU{i},{shop}/img/{name},{'Shirts' if i % 2 else 'Shoes'}" for i, name in enumerate(names)]
+  lines += [f"SKU-404,{shop}/missing.jpg,Shirts", f"SKU-copy,{shop}/img/{names[3]},Shoes"]
+  (tmp_path / "shop.csv").write_text("\n".join(lines) + "\n")
+  config = load_config("catalog")
+  config.datasets.catalog.update(root=str(tmp_path / "shop.csv"), id_column="sku",
+                                 image_cache=str(tmp_path / "cache"))
+  config.catalog.softmax = "category"
+  report = catalog_audit.audit(config, catalog_audit.Options(
+      out=str(tmp_path / "audit"), image_size=64, duplicate_image_size=64, sheet_rows=0,
+      progress=False))
+  data = report["datasets"]["catalog"]
+  assert data["rows"] == 31 and data["tasks"]["category"]["rows_labelled"] == 31
+  assert data["skipped_rows"]["rows whose image URL could not be fetched"]["count"] == 1
+  groups = (tmp_path / "audit" / "catalog_near_duplicates.csv").read_text()
+  assert "SKU3," in groups and "SKU-copy," in groups  # The same photo under two SKUs.
+  assert len(os.listdir(tmp_path / "cache" / "objects")) == 30  # Fetched once each.
