@@ -170,8 +170,8 @@ def test_features_that_saw_no_pretraining_are_refused(shop, tmp_path):
   config = _config(table)
   config.model.pretrained = ""
   with pytest.raises(ConfigError, match="config.model.pretrained"):
-    catalog_audit.audit(config, catalog_audit.Options(out=str(tmp_path), progress=False))
-  assert not (tmp_path / "audit.json").exists()
+    catalog_audit.audit(config, catalog_audit.Options(out=str(tmp_path / "out"), progress=False))
+  assert not (tmp_path / "out").exists()
 
 
 def test_a_config_without_label_tasks_has_nothing_to_audit(shop, tmp_path):

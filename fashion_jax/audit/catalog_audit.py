@@ -225,6 +225,7 @@ def audit(config, options: Options) -> dict:
   if not any(t.spec.audited for t in tasks if t.dataset in names):
     raise ConfigError("Nothing to audit: the audit looks at softmax and sigmoid tasks, and "
                       f"{names} has none (config.tasks).")
+  features_lib.check_pretrained(config.model)
   os.makedirs(options.out, exist_ok=True)
   report = {"features": {"model": config.model.name,
                          "pretrained": config.model.get("pretrained", ""),

@@ -38,15 +38,22 @@ class Features:
   digests: np.ndarray
 
 
-def feature_function(model_config, image_size: int):
-  """(jitted uint8 images [B, S, S, 3] -> features [B, D], D) for `model_config`'s
-  backbone with its `pretrained` weights."""
+def check_pretrained(model_config) -> None:
+  """The audit's backbone must come with weights: random features judge nothing."""
   pretrained = model_config.get("pretrained", "")
   if pretrained in ("", weights_lib.RANDOM):
     raise ConfigError(
         f"config.model.pretrained={pretrained!r}: the audit needs features that never saw "
         "the catalog's labels, from pretrained weights: set config.model.pretrained=imagenet "
         f"(packaged for {weights_lib.packaged_models()}) or a weights file or folder.")
+  weights_lib.check_pretrained(pretrained, model_config.name)
+
+
+def feature_function(model_config, image_size: int):
+  """(jitted uint8 images [B, S, S, 3] -> features [B, D], D) for `model_config`'s
+  backbone with its `pretrained` weights."""
+  check_pretrained(model_config)
+  pretrained = model_config.pretrained
 
   def build():
     return heads.build_model(model_config, [], {}, 0, image_size=image_size)
