@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SCRIPT = os.path.join(REPO, "scripts", "accelerator_check.py")
@@ -20,6 +22,7 @@ def _run(out, *flags):
     return json.load(f)
 
 
+@pytest.mark.slow
 def test_the_dry_run_executes_every_part(tmp_path):
   summary = _run(tmp_path, "--dry-run")
   parts = summary["parts"]

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from fashion_jax import allocator
 
 _PROBE = ("from fashion_jax import allocator; "
@@ -21,6 +23,7 @@ def _preload_after_reexec(**env):
   return result.stdout.strip()
 
 
+@pytest.mark.slow
 def test_reexec_preloads_tcmalloc_exactly_when_it_is_installed():
   library = allocator.tcmalloc_library()
   preload = _preload_after_reexec()

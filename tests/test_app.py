@@ -71,6 +71,7 @@ def upload(path_or_bytes, name="photo.jpg"):
   return {"file": (name, data, "application/octet-stream")}
 
 
+@pytest.mark.slow
 def test_predict_returns_tags_attributes_and_embedding(service):
   path = sample_image_paths(1)[0]
   response = httpx.post(f"{service.url}/predict?top_k=2&embedding=true", files=upload(path))
@@ -87,6 +88,7 @@ def test_predict_returns_tags_attributes_and_embedding(service):
   assert "cdn" not in docs.lower()  # Served locally: the page works offline.
 
 
+@pytest.mark.slow
 def test_concurrent_predict_requests_are_batched(service):
   path = sample_image_paths(1)[0]
   before = httpx.get(f"{service.url}/healthz").json()["model_calls"]
@@ -99,6 +101,7 @@ def test_concurrent_predict_requests_are_batched(service):
   assert 1 <= calls < 16
 
 
+@pytest.mark.slow
 def test_similar_by_upload_and_by_id_with_filters_and_images(service):
   index = service.index
   product = index.ids[0]
@@ -135,6 +138,7 @@ def png_with_size(width: int, height: int) -> bytes:
   return bytes(data)
 
 
+@pytest.mark.slow
 def test_bad_uploads_get_clear_errors_and_the_service_keeps_serving(service, tmp_path):
   url = f"{service.url}/predict"
   noise = np.random.RandomState(0).randint(0, 255, (400, 400, 3), np.uint8)
@@ -159,6 +163,7 @@ def test_bad_uploads_get_clear_errors_and_the_service_keeps_serving(service, tmp
   assert health["status"] == "ok" and health["refused"] >= len(cases)
 
 
+@pytest.mark.slow
 def test_images_are_served_only_from_the_catalog_root(service):
   index = service.index
   for attempt in ("../../../../etc/passwd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
@@ -174,6 +179,7 @@ def test_images_are_served_only_from_the_catalog_root(service):
     index.paths[1] = original
 
 
+@pytest.mark.slow
 def test_bounded_load_on_loopback_has_no_failed_requests(service):
   paths = sample_image_paths(4)
 
@@ -192,6 +198,7 @@ def test_bounded_load_on_loopback_has_no_failed_requests(service):
     assert sum(pool.map(client, range(8))) == 0
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_missing_model_or_damaged_index_at_start_up(exported, index_dir,
                                                                     tmp_path):
   damaged = tmp_path / "index"
@@ -217,6 +224,7 @@ def chromium_driver():
   return browser
 
 
+@pytest.mark.slow
 def test_web_page_tags_an_upload_and_searches_in_a_real_browser(service, tmp_path):
   from selenium.webdriver.common.by import By
   browser = chromium_driver()

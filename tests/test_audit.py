@@ -85,6 +85,7 @@ def _csv(path):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_the_audit_writes_what_a_catalog_team_opens(audited):
   out, report = audited
   assert json.loads((out / "audit.json").read_text()) == json.loads(json.dumps(report))
@@ -107,6 +108,7 @@ def test_the_audit_writes_what_a_catalog_team_opens(audited):
              for s in suspects)
 
 
+@pytest.mark.slow
 def test_the_injected_flips_lead_the_suspects(shop, audited):
   _, _, flipped, _, _ = shop
   out, _ = audited
@@ -120,6 +122,7 @@ def test_the_injected_flips_lead_the_suspects(shop, audited):
       assert s["given"] == flipped[s["id"]]
 
 
+@pytest.mark.slow
 def test_missing_labels_are_suggested_and_filled_at_the_measured_precision(shop, audited):
   _, _, _, emptied, _ = shop
   out, report = audited
@@ -137,6 +140,7 @@ def test_missing_labels_are_suggested_and_filled_at_the_measured_precision(shop,
   assert every >= 0.6, every
 
 
+@pytest.mark.slow
 def test_copies_of_a_photo_are_grouped_with_it(shop, audited):
   _, _, _, _, copies = shop
   out, report = audited
@@ -148,6 +152,7 @@ def test_copies_of_a_photo_are_grouped_with_it(shop, audited):
   assert report["datasets"]["catalog"]["near_duplicates"]["groups"] >= COPIES
 
 
+@pytest.mark.slow
 def test_the_command_prints_a_summary_and_reuses_the_features(shop, audited):
   folder, table, *_ = shop
   out, _ = audited

@@ -38,6 +38,7 @@ def test_dwa_weights_follow_the_loss_ratios():
     balancing.make_balancer(ml_collections.ConfigDict({"name": "gradnorm"}), 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["uncertainty", "dwa"])
 def test_balancers_train_and_log_their_weights(tmp_path, name):
   config = tiny_config()

@@ -167,6 +167,7 @@ def _train(dataset, tasks, workdir):
   return config, metrics
 
 
+@pytest.mark.slow
 def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catalog, tmp_path):
   # As `--config.catalog.softmax=category --config.catalog.multilabel=tags
   # --config.catalog.identity=colour` would set them, after get_config() returned.
@@ -211,12 +212,14 @@ def test_configs_catalog_builds_its_tasks_from_the_command_line_and_trains(catal
   assert written["SKU-" + read_sample_rows()[9]["id"]] == "test"  # The shop's own split.
 
 
+@pytest.mark.slow
 def test_a_catalog_config_that_names_no_column_says_how(tmp_path):
   config = load_config("catalog")
   with pytest.raises(ConfigError, match="config.catalog names no column"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_an_identity_column_with_one_image_per_value_is_refused_naming_it(catalog, tmp_path):
   config = load_config("catalog")
   config.datasets.catalog.update(root=str(catalog / "products.csv"), id_column="sku")
@@ -227,6 +230,7 @@ def test_an_identity_column_with_one_image_per_value_is_refused_naming_it(catalo
   assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
+@pytest.mark.slow
 def test_trains_on_an_image_folder(image_folder, tmp_path):
   tasks = {"label": task_config("softmax", "label", dataset="shop")}
   _, metrics = _train(sources.dataset_config("image_folder", root=str(image_folder)), tasks,

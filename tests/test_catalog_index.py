@@ -21,6 +21,7 @@ def workdir(served_workdir):
   return served_workdir
 
 
+@pytest.mark.slow
 def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
   index = catalog_index.CatalogIndex.load(index_dir)
   assert len(index) == index.manifest["count"] and index.manifest["shards"] == -(-len(index) // 16)
@@ -43,6 +44,7 @@ def test_index_holds_every_product_and_searches_like_exact_numpy(index_dir):
     index.filter_mask(["catalog.colour=Red"])
 
 
+@pytest.mark.slow
 def test_hnsw_index_with_filters_matches_exact_search_on_a_small_catalog(index_dir):
   exact = catalog_index.CatalogIndex.load(index_dir)
   approximate = catalog_index.CatalogIndex.load(
@@ -59,6 +61,7 @@ def test_hnsw_index_with_filters_matches_exact_search_on_a_small_catalog(index_d
       np.testing.assert_allclose([s for _, s in got_row], [s for _, s in want_row], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_label_search_ranks_by_probability_and_scores_against_catalog_labels(index_dir):
   index = catalog_index.CatalogIndex.load(index_dir)
   label = index.outputs["articleType"]["classes"][0]
@@ -75,6 +78,7 @@ def test_label_search_ranks_by_probability_and_scores_against_catalog_labels(ind
     assert 0 <= values["precision_at_1"] <= 1 and 0 < values["mrr"] <= 1
 
 
+@pytest.mark.slow
 def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_path):
   table = index_build.read_catalog("split:test", workdir)
   model = runtimes.OnnxModel(exported)
@@ -106,6 +110,7 @@ def test_index_build_resumes_and_splits_between_workers(exported, workdir, tmp_p
     index_build.build(counted, table, out, **{**kwargs, "catalog": "split:val"})
 
 
+@pytest.mark.slow
 def test_index_build_command_splits_batches_over_devices(workdir, index_dir, tmp_path):
   out = tmp_path / "index"
   result = subprocess.run(
@@ -120,3 +125,18 @@ def test_index_build_command_splits_batches_over_devices(workdir, index_dir, tmp
   np.testing.assert_allclose(live.vectors, onnx.vectors, atol=1e-4)
   for name in onnx.scores:
     np.testing.assert_allclose(live.scores[name], onnx.scores[name], atol=1e-4)
+
+
+def test_the_vector_index_is_exact_up_to_its_limit_and_approximate_beyond():
+  rng = np.random.default_rng(0)
+  vectors = rng.normal(size=(300, 16)).astype(np.float32)
+  vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+  exact = catalog_index.build_vector_index(vectors, catalog_index.SearchSettings(exact_max=300))
+  approximate = catalog_index.build_vector_index(vectors,
+                                                 catalog_index.SearchSettings(exact_max=100))
+  assert not hasattr(exact, "hnsw") and hasattr(approximate, "hnsw")
+  _, found = exact.search(vectors[:20], 5)
+  expected = np.argsort(-(vectors[:20] @ vectors.T), axis=1, kind="stable")[:, :5]
+  np.testing.assert_array_equal(found, expected)
+  _, near = approximate.search(vectors[:20], 1)
+  assert (near[:, 0] == np.arange(20)).mean() >= 0.95  # Each vector finds itself.

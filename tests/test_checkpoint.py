@@ -15,6 +15,7 @@ from fashion_jax.training import checkpoint as checkpoint_lib
 _setup = compiled_setup
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_restores_state_and_data_position(tmp_path):
   config = tiny_config()
   tasks, data, state, train_fn, _, mesh = _setup(config)
@@ -44,6 +45,7 @@ def test_checkpoint_round_trip_restores_state_and_data_position(tmp_path):
     np.testing.assert_allclose(a, np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_best_checkpoint_survives_the_keep_last_policy(tmp_path):
   config = tiny_config()
   config.checkpoint.keep = 1

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 from fashion_jax.tools import commands
 
@@ -14,6 +16,7 @@ def _run(*args):
                         capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_with_one_line():
   result = _run("--help")
   assert result.returncode == 0
@@ -29,6 +32,7 @@ def test_every_command_is_a_module_with_run_and_a_main_guard_of_its_own():
       assert 'if __name__ == "__main__":' in f.read(), name
 
 
+@pytest.mark.slow
 def test_a_command_shows_its_own_flags_and_an_unknown_one_lists_the_commands():
   result = _run("evaluate", "--help")
   assert "--checkpoint" in result.stdout
@@ -47,6 +51,7 @@ def test_no_module_of_the_package_root_only_forwards_to_a_tool():
       assert "from fashion_jax.tools import" not in text or "def " in text, name
 
 
+@pytest.mark.slow
 def test_a_user_error_is_one_line_and_exit_status_2_through_the_dispatcher(tmp_path):
   result = _run("evaluate", f"--workdir={tmp_path / 'nothing'}")
   assert result.returncode == 2

@@ -4,10 +4,13 @@ only with --verbosity=1."""
 
 import io
 
+import pytest
+
 from conftest import run_main
 from fashion_jax import console as console_lib
 
 
+@pytest.mark.slow
 def test_a_short_run_prints_one_line_per_log_step_and_a_table_per_evaluation(tmp_path):
   result = run_main(tmp_path / "run", "--config.num_train_steps=8")
   assert result.returncode == 0, result.stderr[-2000:]
@@ -32,6 +35,7 @@ def test_a_short_run_prints_one_line_per_log_step_and_a_table_per_evaluation(tmp
   assert "loss/total" not in result.stderr and "Setting work unit notes" not in result.stderr
 
 
+@pytest.mark.slow
 def test_verbosity_1_adds_absl_lines_of_every_scalar(tmp_path):
   result = run_main(tmp_path / "run", "--config.num_train_steps=4", "--verbosity=1")
   assert result.returncode == 0, result.stderr[-2000:]

@@ -168,6 +168,7 @@ _CONFIG_RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", sorted(_CONFIG_RUNS))
 def test_deepfashion_configs_train_end_to_end_on_the_synthetic_tree(tree, tmp_path, run):
   import json

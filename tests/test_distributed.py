@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO
 
 _TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
@@ -52,6 +54,7 @@ def _launch(workdir, steps: int):
   return [out + err for out, err in _finish(_start(workdir, steps))]
 
 
+@pytest.mark.slow
 def test_two_processes_train_checkpoint_and_resume_together(tmp_path):
   workdir = tmp_path / "run"
   logs = _launch(workdir, 4)
@@ -70,6 +73,7 @@ def test_two_processes_train_checkpoint_and_resume_together(tmp_path):
   assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_host_stops_both_after_the_same_step_with_a_checkpoint(tmp_path):
   workdir = tmp_path / "run"
   processes = _start(workdir, 400, "--config.eval_every_steps=1000")

@@ -8,6 +8,7 @@ from fashion_jax.training import experiment
 from fashion_jax.errors import ConfigError, DataError
 
 
+@pytest.mark.slow
 def test_setup_sizes_the_run_from_the_data():
   config = tiny_config()
   config.num_train_steps = -1

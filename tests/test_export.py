@@ -28,6 +28,7 @@ def live_outputs(workdir, images):
   return {k: np.asarray(v) for k, v in trained.predict_fn(run)(images).items()}
 
 
+@pytest.mark.slow
 def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, exported):
   meta = artifact.read_metadata(exported)
   assert {o["name"]: o["form"] for o in meta["outputs"]} == {
@@ -47,6 +48,7 @@ def test_onnx_and_jax_exports_match_the_live_model_on_real_images(workdir, expor
   assert max(max(v.values()) for v in meta["parity"].values()) < 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_inference_index_and_service_run_where_jax_cannot_be_imported(workdir, exported, tmp_path):
   paths = sample_image_paths(3)
   script = f"""
@@ -108,6 +110,7 @@ def test_every_backbone_family_converts_to_onnx_with_the_same_features(name, tmp
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_bfloat16_model_exports_float32_outputs(workdir, tmp_path):
   run = tmp_path / "bf16_run"
   shutil.copytree(workdir, run)  # The same float32 parameters, computed in bfloat16.
@@ -132,6 +135,7 @@ def test_a_bfloat16_model_exports_float32_outputs(workdir, tmp_path):
   assert max(np.abs(half[n] - want[n]).max() for n in want) > 0  # Computed in bfloat16.
 
 
+@pytest.mark.slow
 def test_export_refuses_to_overwrite_a_folder_that_is_not_an_export(workdir, tmp_path):
   (tmp_path / "keep").mkdir()
   (tmp_path / "keep" / "notes.txt").write_text("mine")

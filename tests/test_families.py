@@ -117,6 +117,7 @@ _RESUME_SCRIPT = textwrap.dedent("""
     """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _TEST_VARIANTS)
 def test_trains_in_bfloat16_on_two_devices_with_stages_ema_stochastic_depth_and_resumes_bitwise(
     tmp_path, name):

@@ -96,6 +96,7 @@ def broken_tree(product_tree):
   return product_tree, broken
 
 
+@pytest.mark.slow
 def test_broken_images_are_skipped_and_listed_in_the_workdir(broken_tree, tmp_path):
   root, broken = broken_tree
   run = run_main(tmp_path / "run", f"--config.datasets.products.root={root}",
@@ -109,6 +110,7 @@ def test_broken_images_are_skipped_and_listed_in_the_workdir(broken_tree, tmp_pa
   assert all(s["seen"] >= 1 and s["splits"] for s in report["samples"].values())
 
 
+@pytest.mark.slow
 def test_broken_images_stop_the_run_under_the_fail_policy(broken_tree, tmp_path):
   root, broken = broken_tree
   run = run_main(tmp_path / "run", f"--config.datasets.products.root={root}",
@@ -165,6 +167,7 @@ def test_label_never_seen_in_training_is_masked_and_reported(product_tree, tmp_p
 # ----------------------------------------------------------------------------- config
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_the_devices_names_the_field(tmp_path):
   run = run_main(tmp_path / "run", "--config.batch_size=18",
                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
@@ -180,6 +183,7 @@ def _tiny_state(config):
   return run.data, run.graphdef, run.state, run.mesh
 
 
+@pytest.mark.slow
 def test_skip_policy_leaves_the_state_unchanged_on_a_nan_step():
   config = tiny_config()
   data, graphdef, state, mesh = _tiny_state(config)
@@ -222,6 +226,7 @@ def test_metric_window_names_the_step_and_task_or_counts_skips():
     window.check(last_checkpoint=None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["stop", "skip"])
 def test_diverging_run_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path, policy):
   workdir = tmp_path / "run"
@@ -245,6 +250,7 @@ def test_diverging_run_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path
 # ----------------------------------------------------------------------------- workdir
 
 
+@pytest.mark.slow
 def test_unwritable_workdir_fails_before_training(tmp_path):
   (tmp_path / "a_file").write_text("")
   run = run_main(tmp_path / "a_file" / "run", "--config.num_train_steps=2")
@@ -252,6 +258,7 @@ def test_unwritable_workdir_fails_before_training(tmp_path):
   assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_full_disk_is_detected_before_training(tmp_path, monkeypatch):
   config = tiny_config()
   _, _, state, _ = _tiny_state(config)
@@ -271,6 +278,7 @@ def _checkpoints_with_step_1(tmp_path):
   return config, data, state, iterator, checkpoints
 
 
+@pytest.mark.slow
 def test_a_failing_save_names_the_step_and_keeps_earlier_checkpoints(tmp_path, monkeypatch):
   _, _, state, iterator, checkpoints = _checkpoints_with_step_1(tmp_path)
 
@@ -284,6 +292,7 @@ def test_a_failing_save_names_the_step_and_keeps_earlier_checkpoints(tmp_path, m
   assert checkpoints.all_steps() == [1]
 
 
+@pytest.mark.slow
 def test_half_written_checkpoint_is_never_the_latest(tmp_path):
   config, data, state, iterator, checkpoints = _checkpoints_with_step_1(tmp_path)
   checkpoints.close()
@@ -297,6 +306,7 @@ def test_half_written_checkpoint_is_never_the_latest(tmp_path):
   assert step == 1
 
 
+@pytest.mark.slow
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
   workdir = tmp_path / "run"
   assert run_main(workdir, "--config.num_train_steps=4").returncode == 0
@@ -318,6 +328,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert json.loads((workdir / "final_metrics.json").read_text())["step"] == 6
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_program_is_named(tmp_path):
   workdir = tmp_path / "run"
   with ocp.StandardCheckpointer() as checkpointer:
@@ -327,6 +338,7 @@ def test_checkpoint_of_another_program_is_named(tmp_path):
   assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_other_tasks_list_the_differences_and_backbone_init_is_the_way(tmp_path):
   config, data, _, _, checkpoints = _checkpoints_with_step_1(tmp_path)
   other = tiny_config(tasks={"colour": tasks_lib.task_config("softmax", "baseColour")})

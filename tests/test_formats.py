@@ -62,6 +62,7 @@ def test_predict_json_lines_keep_their_format(v1_workdir):
   _assert_same(got, expected)
 
 
+@pytest.mark.slow
 def test_evaluate_metrics_json_keeps_its_format(v1_workdir):
   with open(os.path.join(V1, "evaluate_test_metrics.json")) as f:
     expected = json.load(f)

@@ -65,6 +65,7 @@ def test_a_rerun_fetches_only_what_is_missing(shop, tmp_path):
   assert all(os.path.isfile(path) for path in got.values())
 
 
+@pytest.mark.slow
 def test_a_catalog_with_url_rows_trains_on_the_rows_it_could_fetch(shop, tmp_path):
   from conftest import tiny_config
   from fashion_jax.training import train
@@ -119,6 +120,7 @@ def test_prepare_download_fills_the_cache_ahead_of_training(shop, tmp_path):
     prepare.download(config)
 
 
+@pytest.mark.slow
 def test_the_audit_reads_url_rows_through_the_cache(shop, tmp_path):
   pytest.importorskip("cleanlab")
   from conftest import load_config

@@ -72,6 +72,7 @@ def test_every_bad_row_of_every_kind_is_listed_and_training_would_start(shop, tm
   assert data["tasks"]["category"]["classes_in_train"] == 2
 
 
+@pytest.mark.slow
 def test_what_would_stop_training_is_an_error_and_the_exit_status_says_so(shop, tmp_path):
   table = _shop_table(tmp_path, shop, repeat=False)
   out = tmp_path / "report.json"

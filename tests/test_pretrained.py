@@ -58,6 +58,7 @@ def test_converted_weights_give_torchs_features(tmp_path, name):
   assert np.abs(expected).mean() > 0.01  # Not a trivially small output.
 
 
+@pytest.mark.slow
 def test_safetensors_npz_and_orbax_folder_hold_the_same_weights(tmp_path):
   from safetensors.numpy import save_file
   state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
@@ -123,6 +124,7 @@ def test_stochastic_depth_keeps_its_own_keys_when_weights_are_loaded():
   np.testing.assert_array_equal(kernels[0], kernels[1])
 
 
+@pytest.mark.slow
 def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
   import json
   state_dict = {k: v.numpy() for k, v in _random_torch_resnet("resnet18").state_dict().items()}
@@ -143,6 +145,7 @@ def test_mtl_pretrained_config_fine_tunes_from_imported_weights(tmp_path):
   assert {"val/articleType/accuracy", "val_ema/articleType/accuracy"} <= set(metrics)
 
 
+@pytest.mark.slow
 def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_flag(tmp_path):
   import json
   args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/mtl_pretrained.py",

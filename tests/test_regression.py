@@ -53,6 +53,7 @@ def test_mae_and_rmse_are_in_the_columns_units_and_lower_is_better():
   assert compare.delta_m(run, {"year": "regression"}, [{"year": {"mae": 2.0}}]) == 50.0
 
 
+@pytest.mark.slow
 def test_a_year_task_trains_evaluates_and_predicts(product_tree, tmp_path):
   styles = product_tree / "styles.csv"
   lines = styles.read_text().splitlines()

@@ -127,6 +127,7 @@ def _assert_same_run(resumed, reference):
           == json.loads((reference / "final_metrics.json").read_text()))
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_ends_bitwise_equal(uninterrupted, tmp_path):
   workdir = tmp_path / "run"
   code, _, err = _start_and_signal(tmp_path, workdir, signal.SIGKILL, after_checkpoint=6)
@@ -137,6 +138,7 @@ def test_sigkill_then_rerun_ends_bitwise_equal(uninterrupted, tmp_path):
   _assert_same_run(workdir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_0_and_resumes_bitwise_equal(uninterrupted, tmp_path):
   workdir = tmp_path / "run"
   code, out, err = _start_and_signal(tmp_path, workdir, signal.SIGTERM, after_checkpoint=3)

@@ -140,6 +140,7 @@ def test_hugging_face_source_takes_a_shops_column_names_and_list_columns(tmp_pat
     sources.load_source(_data_config(source="hugging_face", root=path), ["articleType"])
 
 
+@pytest.mark.slow
 def test_hub_name_without_network_says_how_to_use_a_local_copy(tmp_path):
   from conftest import run_main
   # A closed local port stands in for the hub: no network reaches it.

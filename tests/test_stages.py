@@ -50,6 +50,7 @@ def _leaves(state, backbone: bool):
           if train._in_backbone(path) == backbone]
 
 
+@pytest.mark.slow
 def test_frozen_backbone_keeps_parameters_statistics_and_moments():
   config = tiny_config()
   run = experiment.setup(config)
@@ -69,6 +70,7 @@ def test_frozen_backbone_keeps_parameters_statistics_and_moments():
   assert any(not np.array_equal(a, b) for a, b in zip(before_backbone, _leaves(state, True)))
 
 
+@pytest.mark.slow
 def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, capsys):
   config = tiny_config()
   config.checkpoint.keep = 5
@@ -90,6 +92,7 @@ def test_a_run_resumed_mid_way_continues_in_the_right_stage(tmp_path, capsys):
   assert json.loads((tmp_path / "b" / "final_metrics.json").read_text())["step"] == 4
 
 
+@pytest.mark.slow
 def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped(tmp_path):
   import ml_collections
   from fashion_jax.training import early_stopping
@@ -116,6 +119,7 @@ def test_early_stopping_counts_evaluations_without_improvement_and_stays_stopped
   assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 4
 
 
+@pytest.mark.slow
 def test_ema_trains_alongside_is_scored_and_checkpointed(tmp_path):
   from fashion_jax.evaluation import trained
   from fashion_jax.evaluation import scoring

@@ -33,6 +33,7 @@ def _tfds_config(data_dir):
   return config
 
 
+@pytest.mark.slow
 def test_tfds_dataset_reads_back_as_the_kaggle_folder(data_dir):
   folder, _ = sources.load_source(tiny_config().datasets.products, ["articleType", "usage"])
   table, _ = sources.load_source(_tfds_config(data_dir).datasets.products,
@@ -48,6 +49,7 @@ def test_tfds_dataset_reads_back_as_the_kaggle_folder(data_dir):
   assert images[7] == folder.image(7)
 
 
+@pytest.mark.slow
 def test_training_data_from_tfds_matches_the_folder(data_dir):
   config = tiny_config()
   tasks = tasks_lib.parse_tasks(config.tasks)

@@ -39,6 +39,7 @@ def evaluated(workdir):
       scoring.Options(split="test", checkpoint="latest", grid_images=8, hierarchy_mode="joint"))
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   out = os.path.join(workdir, "eval", "test")
   with open(os.path.join(out, "metrics.json")) as f:
@@ -74,6 +75,7 @@ def test_evaluate_writes_metrics_reports_and_plots(workdir, evaluated):
   assert set(sizes) | {"metrics.png", "metrics.json"} - {"metrics.json"} <= set(saved["files"])
 
 
+@pytest.mark.slow
 def test_evaluate_encodes_labels_with_the_runs_own_classes(tmp_path):
   data_root = tmp_path / "data"
   shutil.copytree(SAMPLE_DIR, data_root)
@@ -120,6 +122,7 @@ def _odd_images(tmp_path):
   return [str(gray), str(rgba), str(broken)]
 
 
+@pytest.mark.slow
 def test_predict_tags_any_image_and_names_unreadable_ones(workdir, tmp_path):
   run = trained.load(workdir, "latest")
   jpeg = os.path.join(SAMPLE_DIR, "images", f"{read_sample_rows()[0]['id']}.jpg")
@@ -142,6 +145,7 @@ def test_predict_tags_any_image_and_names_unreadable_ones(workdir, tmp_path):
   assert again["predictions"] == lines[0]["predictions"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["predicted", "joint"])
 def test_predict_can_follow_the_learned_hierarchy(workdir, mode):
   from fashion_jax import hierarchy
@@ -156,6 +160,7 @@ def test_predict_can_follow_the_learned_hierarchy(workdir, mode):
     assert parents[article] in (sub, -1)
 
 
+@pytest.mark.slow
 def test_predict_command_exit_status(workdir, tmp_path):
   args = [sys.executable, "-m", "fashion_jax", "predict", f"--workdir={workdir}",
           "--checkpoint=latest", f"--out={tmp_path / 'out.jsonl'}", *_odd_images(tmp_path)]
@@ -169,6 +174,7 @@ def test_predict_command_exit_status(workdir, tmp_path):
   assert missing.returncode == 2 and f"{tmp_path}/nope does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_search_index_and_query_find_the_image_itself(workdir, tmp_path):
   gallery = tmp_path / "gallery"
   os.makedirs(gallery / "shoes")
@@ -191,6 +197,7 @@ def test_search_index_and_query_find_the_image_itself(workdir, tmp_path):
   assert _png_size(sheet) == (6 * 220, 260)
 
 
+@pytest.mark.slow
 def test_tools_reject_a_workdir_whose_tasks_changed(workdir, tmp_path):
   copy = tmp_path / "changed"
   shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("eval"))
@@ -203,6 +210,7 @@ def test_tools_reject_a_workdir_whose_tasks_changed(workdir, tmp_path):
     trained.load(workdir, "99")
 
 
+@pytest.mark.slow
 def test_compare_tables_runs_and_computes_delta_m(workdir, evaluated, tmp_path):
   other = tmp_path / "tuned"
   shutil.copytree(workdir, other)
@@ -234,6 +242,7 @@ def test_compare_tables_runs_and_computes_delta_m(workdir, evaluated, tmp_path):
   assert "| (all) | Δm % vs baselines |" in compare.markdown(result)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, evaluated,
                                                                    tmp_path):
   # A holdout folder in the run's layout: 40 sample rows, one with an articleType the
@@ -265,6 +274,7 @@ def test_evaluate_scores_other_labelled_data_with_the_runs_classes(workdir, eval
     scoring.evaluate(workdir, scoring.Options(checkpoint="latest", overrides=["csv_name=x.csv"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [["--model=resnet18"],
                                    ["--model=efficientnet_lite0", "--pretrained"]])
 def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp_path, model):
@@ -284,6 +294,7 @@ def test_torch_baseline_scores_the_same_rows_as_evaluate(workdir, evaluated, tmp
 
 
 
+@pytest.mark.slow
 def test_evaluate_with_hierarchy_decoding_rescores_the_parent_only(workdir, evaluated):
   """The fixture's run links subCategory > articleType; `--decoding=bottom_up` scores
   subCategory on its decoded probabilities in a folder of its own."""
@@ -301,6 +312,7 @@ def test_evaluate_with_hierarchy_decoding_rescores_the_parent_only(workdir, eval
       evaluated["metrics"]["subCategory"]["loss"], rel=1e-6)
   assert decoded["metrics"]["subCategory"]["n"] == evaluated["metrics"]["subCategory"]["n"]
 
+@pytest.mark.slow
 def test_evaluate_with_test_time_flip_writes_its_own_report(workdir, evaluated):
   flipped = scoring.evaluate(workdir,
       scoring.Options(split="test", checkpoint="latest", grid_images=0, flip=True))

@@ -18,6 +18,7 @@ from fashion_jax.data import pipeline
 from fashion_jax.errors import ConfigError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_losses_fall_on_a_fixed_batch(dtype):
   config = tiny_config()
@@ -44,6 +45,7 @@ def test_losses_fall_on_a_fixed_batch(dtype):
   np.testing.assert_allclose(total, weighted, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_multi_label_task_trains_and_is_scored(product_tree):
   from fashion_jax.tasks import task_config
   config = tiny_config(root=str(product_tree), tasks={
@@ -102,6 +104,7 @@ _SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_step_on_4_devices_matches_1_device():
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
          "JAX_PLATFORMS": "cpu"}
@@ -126,6 +129,7 @@ def test_sharded_step_on_4_devices_matches_1_device():
       np.testing.assert_allclose(metrics[f"{name}/4"][key], value, rtol=rtol, err_msg=key)
 
 
+@pytest.mark.slow
 def test_main_trains_writes_outputs_and_resumes(tmp_path):
   workdir = tmp_path / "run"
   result = run_main(workdir, "--config.num_train_steps=4")
@@ -157,6 +161,7 @@ def test_config_typo_and_bad_values_fail_with_the_field_name(tmp_path):
   assert "Traceback" not in bad_metric.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image_size", [32, 40, 48, 64])
 def test_mtl_tasks_train_with_finite_gradients_down_to_the_total_stride(image_size):
   # At 32 px the last stage is 1x1: when the batch shares its corner pixel (white
@@ -177,6 +182,7 @@ def test_mtl_tasks_train_with_finite_gradients_down_to_the_total_stride(image_si
     assert np.isfinite(metrics["loss/total"]), (image_size, step)
 
 
+@pytest.mark.slow
 def test_a_rerun_that_fails_to_start_leaves_the_workdir_byte_identical(tmp_path):
   workdir = tmp_path / "run"
   config = tiny_config()

@@ -40,6 +40,7 @@ def test_a_v1_checkpoint_predicts_what_it_predicted_when_written(v1_workdir, ema
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_v1_checkpoint_resumes_training(v1_workdir):
   config = workdir_lib.read_config(v1_workdir)
   config.num_train_steps = 4

@@ -216,6 +216,7 @@ def _set(config, path: str, value) -> None:
     node[field] = value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", ROWS, ids=[
     "+".join(f"{k}={v}" for k, v in o.items() if not isinstance(v, dict)) or next(iter(o))
     for o, _ in ROWS])
