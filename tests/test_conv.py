@@ -32,6 +32,7 @@ def test_matmul_conv_matches_xla_in_float64(kernel, stride, size):
       np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_resnet_gradients_match_between_implementations():
   """A whole ResNet-50 (float64, small input): same outputs and parameter gradients."""
   with jax.enable_x64(True):
@@ -55,6 +56,7 @@ def test_resnet_gradients_match_between_implementations():
       np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_implementations_share_one_parameter_layout():
   xla = ResNet("resnet_tiny", width=8, conv_implementation="xla", rngs=nnx.Rngs(0))
   fast = ResNet("resnet_tiny", width=8, conv_implementation="matmul", rngs=nnx.Rngs(0))

@@ -81,7 +81,9 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "fl
       np.testing.assert_allclose(got[name], want[name], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["convnext_test", "vit_test", "efficientnet_test",
+@pytest.mark.parametrize("name", [pytest.param("convnext_test", marks=pytest.mark.slow),
+                                  "vit_test",
+                                  pytest.param("efficientnet_test", marks=pytest.mark.slow),
                                   "efficientnet_lite_test", "resnet18"])
 def test_every_backbone_family_converts_to_onnx_with_the_same_features(name, tmp_path):
   import jax

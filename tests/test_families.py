@@ -31,7 +31,10 @@ _PUBLISHED = {
     **{f"{p}efficientnet_lite{i}": (f"{p}efficientnet_lite{i}", None)
        for p in ("", "tf_") for i in range(5)},
 }
-_SOURCES = [(name, source) for name, (timm_name, tv_name) in _PUBLISHED.items()
+# The quick tier checks each family's smallest sizes; the larger ones take seconds each.
+_LARGE = ("b2", "b3", "b4", "b5", "lite3", "lite4", "small", "b16")
+_SOURCES = [pytest.param(name, source, marks=[pytest.mark.slow] if name.endswith(_LARGE) else [])
+            for name, (timm_name, tv_name) in _PUBLISHED.items()
             for source in ("timm", "torchvision") if source == "timm" or tv_name]
 
 

@@ -58,6 +58,7 @@ def _assert_same(got, expected, where="", samples=None) -> None:
     assert got == expected, where
 
 
+@pytest.mark.slow
 def test_predict_json_lines_keep_their_format(v1_workdir):
   with open(os.path.join(V1, "predict_lines.jsonl")) as f:
     expected = [json.loads(line) for line in f]
@@ -70,7 +71,6 @@ def test_predict_json_lines_keep_their_format(v1_workdir):
   _assert_same(got, expected)
 
 
-@pytest.mark.slow
 def test_evaluate_metrics_json_keeps_its_format(v1_workdir):
   with open(os.path.join(V1, "evaluate_test_metrics.json")) as f:
     expected = json.load(f)

@@ -110,6 +110,7 @@ def test_config_initialises_the_backbone_from_a_weights_file(tmp_path):
   assert os.path.exists(config.model.pretrained)
 
 
+@pytest.mark.slow
 def test_stochastic_depth_keeps_its_own_keys_when_weights_are_loaded():
   # Weights files hold no training randomness; the backbone's drop-path keys stay its own.
   kernels = []
