@@ -82,9 +82,10 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "fl
 
 
 @pytest.mark.parametrize("name", [pytest.param("convnext_test", marks=pytest.mark.slow),
-                                  "vit_test",
+                                  pytest.param("vit_test", marks=pytest.mark.slow),
                                   pytest.param("efficientnet_test", marks=pytest.mark.slow),
-                                  "efficientnet_lite_test", "resnet18"])
+                                  "efficientnet_lite_test",
+                                  pytest.param("resnet18", marks=pytest.mark.slow)])
 def test_every_backbone_family_converts_to_onnx_with_the_same_features(name, tmp_path):
   import jax
   import ml_collections

@@ -44,7 +44,7 @@ def _flax_features(name, converted, images_nhwc):
   return np.asarray(model(images_nhwc, train=False))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_converted_weights_give_torchs_features(tmp_path, name):
   model = _random_torch_resnet(name)
   images = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
