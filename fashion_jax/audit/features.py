@@ -3,8 +3,8 @@
 The backbone is `config.model` with its `pretrained` weights (the packaged ImageNet
 Lite0 in configs/catalog.py): weights that never saw the catalog's labels, so that the
 heads cross-fitted on these features give honest out-of-sample probabilities. Features
-are cached in the audit's folder (`features_<size>px*.npz`, keyed by the rows' ids, the model and
-the image size), so that a re-run with other audit settings skips the images.
+are cached in the audit's folder (`features_<size>px*.npz`, keyed by the rows' ids, the
+model, the image size and the view), so that a re-run with other settings skips the images.
 """
 
 import dataclasses
@@ -20,7 +20,6 @@ from fashion_jax.data import transforms
 from fashion_jax.errors import ConfigError
 from fashion_jax.models import heads
 from fashion_jax.models import weights as weights_lib
-
 
 
 def cache_name(image_size: int, crop: float = 1.0) -> str:
