@@ -117,3 +117,21 @@ def test_near_duplicates_group_close_rows_and_equal_bytes():
   columns = {"colour": np.asarray(["red"] * 50, object), "type": np.asarray(["a"] * 50, object)}
   columns["type"][10] = "b"
   assert near_duplicates.conflicting_tasks([3, 10], columns) == ["type"]
+
+
+def test_the_projected_approximate_search_finds_the_exact_pairs_with_true_cosines():
+  rng = np.random.default_rng(0)
+  # Clustered vectors (as image features are) with 40 close copies among 2,000 rows.
+  centres = rng.normal(size=(20, 256))
+  vectors = centres[rng.integers(0, 20, 2000)] + 0.7 * rng.normal(size=(2000, 256))
+  copies = rng.choice(2000, 80, replace=False)
+  vectors[copies[40:]] = vectors[copies[:40]] + 0.05 * rng.normal(size=(40, 256))
+  views = [near_duplicates.unit_rows(vectors)]
+  exact = near_duplicates.similar_pairs(views, threshold=0.95)
+  approximate = near_duplicates.similar_pairs(views, threshold=0.95, exact_max=100,
+                                              search_dims=32)
+  assert {(a, b) for a, b, _ in exact} == {(a, b) for a, b, _ in approximate}
+  assert {tuple(sorted(p)) for p in copies.reshape(2, 40).T} <= {(a, b) for a, b, _ in exact}
+  # Scored on the full vectors, not in the projection.
+  for a, b, score in approximate:
+    assert score == pytest.approx(float(views[0][a] @ views[0][b]), abs=1e-5)

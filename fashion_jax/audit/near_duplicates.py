@@ -34,28 +34,64 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
           ).astype(np.float32)
 
 
+def _projection(vectors: np.ndarray, dims: int, sample: int = 50_000) -> np.ndarray:
+  """`vectors` projected on their first `dims` principal axes (FAISS's PCA, fitted on a
+  fixed sample of them) and normalised again: the space the approximate search runs in."""
+  faiss = catalog_index.import_faiss()
+  picked = np.random.default_rng(0).choice(len(vectors), min(sample, len(vectors)),
+                                           replace=False)
+  pca = faiss.PCAMatrix(vectors.shape[1], dims)
+  pca.train(np.ascontiguousarray(vectors[np.sort(picked)]))
+  return unit_rows(pca.apply(np.ascontiguousarray(vectors)))
+
+
+def _cosines(vectors: np.ndarray, found: np.ndarray, chunk: int = 2048) -> np.ndarray:
+  """cosine(vectors[p], vectors[found[p, k]]) for every p, k (-inf where nothing was found)."""
+  out = np.full(found.shape, -np.inf, np.float32)
+  for start in range(0, len(found), chunk):
+    hits = found[start:start + chunk]
+    out[start:start + chunk] = np.where(
+        hits >= 0, np.einsum("nd,nkd->nk", vectors[start:start + chunk],
+                             vectors[np.maximum(hits, 0)]), -np.inf)
+  return out
+
+
 def similar_pairs(views: list[np.ndarray], threshold: float, neighbours: int = 10,
-                  exact_max: int = 100_000) -> list[tuple[int, int, float]]:
+                  exact_max: int = 100_000, search_dims: int = 128
+                  ) -> list[tuple[int, int, float]]:
   """(i, j, similarity) with i < j for every row's nearest neighbours whose similarity,
   the largest cosine between any view of i and any view of j, is at least `threshold`;
-  `views`: one [N, D] array of L2-normalised vectors per view of the rows."""
+  `views`: one [N, D] array of L2-normalised vectors per view of the rows.
+
+  Up to `exact_max` vectors in all the neighbours are exact; beyond, an HNSW graph over
+  the vectors' first `search_dims` principal components proposes them (a graph over the
+  full width costs ~10x more to build) and every similarity is computed again on the
+  full vectors, so a pair passes `threshold` on its true cosine."""
   count = len(views[0])
   vectors = np.concatenate(views)
   settings = catalog_index.SearchSettings(exact_max=exact_max)
-  index = catalog_index.build_vector_index(vectors, settings)
   width = min(len(views) * (neighbours + 1), len(vectors))
-  if hasattr(index, "hnsw"):
+  approximate = len(vectors) > exact_max
+  searched = (_projection(vectors, search_dims)
+              if approximate and vectors.shape[1] > search_dims else vectors)
+  index = catalog_index.build_vector_index(searched, settings)
+  if approximate:
     index.hnsw.efSearch = max(settings.ef_search, width)
-  scores, found = index.search(vectors, width)
-  pairs = {}
-  for position, (row_scores, row_found) in enumerate(zip(scores, found)):
-    i = position % count
-    for score, hit in zip(row_scores, row_found):
-      j = int(hit) % count
-      if hit >= 0 and j != i and score >= threshold:
-        key = (min(i, j), max(i, j))
-        pairs[key] = max(pairs.get(key, -1.0), float(score))
-  return [(a, b, s) for (a, b), s in sorted(pairs.items())]
+  scores, found = index.search(searched, width)
+  if searched is not vectors:
+    scores = _cosines(vectors, found)
+  i = np.repeat(np.arange(len(vectors)) % count, width)
+  j = found.ravel() % count
+  scores = scores.ravel()
+  keep = (found.ravel() >= 0) & (i != j) & (scores >= threshold)
+  first, second, scores = np.minimum(i, j)[keep], np.maximum(i, j)[keep], scores[keep]
+  # The best similarity of each pair (several views meet several views).
+  order = np.lexsort((-scores, second, first))
+  first, second, scores = first[order], second[order], scores[order]
+  new = np.ones(len(first), bool)
+  new[1:] = (first[1:] != first[:-1]) | (second[1:] != second[:-1])
+  return list(zip(first[new].tolist(), second[new].tolist(),
+                  scores[new].astype(float).tolist()))
 
 
 def groups(views: list[np.ndarray], readable: np.ndarray, digests: np.ndarray,

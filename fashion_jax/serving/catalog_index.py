@@ -63,18 +63,19 @@ def write_json_atomic(path: str, value: dict) -> None:
   os.replace(tmp, path)
 
 
-def _import_faiss():
+def import_faiss():
+  """faiss, or a ConfigError naming the extra that installs it."""
   try:
     import faiss  # Lazy: the [serve] extra.
   except ImportError as e:
-    raise ConfigError("The catalog index needs faiss-cpu: pip install 'fashion_jax[serve]'.") \
-        from e
+    raise ConfigError("The catalog index needs faiss-cpu: pip install 'fashion_jax[serve]' "
+                      "(or [audit]).") from e
   return faiss
 
 
 def build_vector_index(vectors: np.ndarray, settings: SearchSettings):
   """Exact inner product up to settings.exact_max vectors, HNSW beyond."""
-  faiss = _import_faiss()
+  faiss = import_faiss()
   dim = vectors.shape[1]
   if len(vectors) <= settings.exact_max:
     index = faiss.IndexFlatIP(dim)
@@ -142,7 +143,7 @@ class CatalogIndex:
     vectors_path = os.path.join(folder, VECTORS)
     if os.path.exists(vectors_path):
       try:
-        vector_index = _import_faiss().read_index(vectors_path)
+        vector_index = import_faiss().read_index(vectors_path)
       except RuntimeError as e:  # FAISS reports a bad file this way.
         raise ConfigError(f"{vectors_path}: unreadable ({e}); delete it and run index build "
                           "again.") from e
@@ -215,7 +216,7 @@ class CatalogIndex:
     return not hasattr(self.vector_index, "hnsw")
 
   def _search(self, queries, k, mask):
-    faiss = _import_faiss()
+    faiss = import_faiss()
     k = min(k, len(self))
     if mask is None and self._is_exact():
       return self.vector_index.search(queries, k)

@@ -202,8 +202,7 @@ def build(model, table: Table, out: str, *, catalog: str, model_path: str,
 
 
 def _write_vector_index(loaded, out: str) -> None:
-  import faiss
   tmp = os.path.join(out, VECTORS + ".tmp")
-  faiss.write_index(loaded.vector_index, tmp)
+  catalog_index.import_faiss().write_index(loaded.vector_index, tmp)
   os.replace(tmp, os.path.join(out, VECTORS))
 
