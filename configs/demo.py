@@ -8,11 +8,12 @@ Same tasks and losses as mtl.py; a ResNet-18 at 64 px instead of a ResNet-50 at 
 from fashion_jax.config_lib import load_sibling_config
 
 
-def get_config():
-  config = load_sibling_config(__file__, "mtl")
+def get_config(variant: str = ""):
+  config = load_sibling_config(__file__, "mtl_pretrained" if variant == "pretrained" else "mtl")
   config.datasets.products.root = ""  # The embedded sample: 480 real images, no download.
-  config.data.image_size = 64
-  config.model.name = "resnet18"
+  if variant != "pretrained":
+    config.data.image_size = 64
+    config.model.name = "resnet18"
   # On this small sample and budget fixed weights did better than mtl.py's learned ones
   # (val articleType accuracy 0.81 vs 0.75, usage 0.92 vs 0.90; the rest within 0.02).
   config.loss_balancing.name = "fixed"
