@@ -165,3 +165,20 @@ def test_mtl_pretrained_starts_from_the_packaged_imagenet_lite0_with_no_other_fl
   assert config["model"]["name"] == "tf_efficientnet_lite0"
   metrics = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
   assert np.isfinite(metrics["val/articleType/accuracy"])
+
+
+def test_the_demos_pretrained_variant_is_mtl_pretrained_on_the_embedded_sample():
+  from fashion_jax.config_lib import load_sibling_config
+  demo = load_sibling_config(os.path.join(REPO, "configs", "demo.py"), "demo")
+  variant = load_sibling_config(os.path.join(REPO, "configs", "demo.py"), "demo", "pretrained")
+  recipe = load_sibling_config(os.path.join(REPO, "configs", "mtl_pretrained.py"),
+                               "mtl_pretrained")
+  assert (demo.model.name, demo.model.pretrained) == ("resnet18", "")
+  assert variant.model.name == recipe.model.name == "tf_efficientnet_lite0"
+  assert variant.model.pretrained == "imagenet"
+  assert variant.optimizer.backbone_lr_multiplier == recipe.optimizer.backbone_lr_multiplier
+  assert variant.data.image_size == recipe.data.image_size
+  # The demo's sample and budget, whichever the model.
+  for field in ("num_epochs", "eval_every_steps", "log_every_steps"):
+    assert variant[field] == demo[field], field
+  assert variant.datasets.products.root == demo.datasets.products.root == ""
