@@ -47,3 +47,29 @@ def test_a_v1_checkpoint_resumes_training(v1_workdir):
   results = train.train_and_evaluate(config, v1_workdir)
   assert np.isfinite(results["val/articleType/loss"])
   assert sorted(os.listdir(os.path.join(v1_workdir, "checkpoints")))[-1] == "4"
+
+
+@pytest.mark.parametrize("name", ["resnet_tiny", *(pytest.param(n, marks=pytest.mark.slow) for n in
+                                  ("efficientnet_lite_test", "vit_test", "convnext_test"))])
+def test_the_unoptimised_init_compile_gives_the_optimised_state(monkeypatch, name):
+  import jax
+  from conftest import tiny_config
+  from fashion_jax import parallel, tasks as tasks_lib
+  from fashion_jax.data import labelled
+  from fashion_jax.training import optim, train_state
+  config = tiny_config()
+  config.model.name = name
+  config.ema_decay = 0.9
+  data = labelled.prepare_data(config, tasks_lib.parse_tasks(config.tasks), None)
+  tasks, vocabs = data.tasks, data.vocabs
+  mesh = parallel.make_mesh()
+  tx, _ = optim.make_optimizer(config.optimizer, 100)
+  assert train_state._init_compiler_options(mesh)  # On this CPU: LLVM unoptimised.
+  _, fast = train_state.create(config, tasks, vocabs, mesh, tx)
+  monkeypatch.setattr(train_state, "_init_compiler_options", lambda mesh: {})
+  _, optimised = train_state.create(config, tasks, vocabs, mesh, tx)
+  leaves, reference = jax.tree.leaves(fast), jax.tree.leaves(optimised)
+  assert len(leaves) == len(reference) > 10
+  for a, b in zip(leaves, reference):
+    # Equal to float32 rounding: the optimised code fuses some multiply-adds (FMA).
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
