@@ -56,6 +56,7 @@ def test_the_unoptimised_init_compile_gives_the_optimised_state(monkeypatch, nam
   from conftest import tiny_config
   from fashion_jax import parallel, tasks as tasks_lib
   from fashion_jax.data import labelled
+  from fashion_jax.models import initialise
   from fashion_jax.training import optim, train_state
   config = tiny_config()
   config.model.name = name
@@ -64,9 +65,9 @@ def test_the_unoptimised_init_compile_gives_the_optimised_state(monkeypatch, nam
   tasks, vocabs = data.tasks, data.vocabs
   mesh = parallel.make_mesh()
   tx, _ = optim.make_optimizer(config.optimizer, 100)
-  assert train_state._init_compiler_options(mesh)  # On this CPU: LLVM unoptimised.
+  assert initialise.compiler_options(jax.devices()[0].platform)  # This CPU: unoptimised.
   _, fast = train_state.create(config, tasks, vocabs, mesh, tx)
-  monkeypatch.setattr(train_state, "_init_compiler_options", lambda mesh: {})
+  monkeypatch.setattr(initialise, "compiler_options", lambda platform: {})
   _, optimised = train_state.create(config, tasks, vocabs, mesh, tx)
   leaves, reference = jax.tree.leaves(fast), jax.tree.leaves(optimised)
   assert len(leaves) == len(reference) > 10

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from fashion_jax.data import transforms
 from fashion_jax.errors import ConfigError
-from fashion_jax.models import heads
+from fashion_jax.models import heads, initialise
 from fashion_jax.models import weights as weights_lib
 
 
@@ -58,7 +58,7 @@ def feature_function(model_config, image_size: int):
     return heads.build_model(model_config, [], {}, 0, image_size=image_size)
 
   graphdef, _ = nnx.split(nnx.eval_shape(build))
-  state = jax.jit(lambda: nnx.state(build()))()
+  state = initialise.initialised_state(build)
   state = weights_lib.apply_to_model(
       state, weights_lib.load_backbone(pretrained, model_config.name),
       f"config.model.pretrained={pretrained}", model_config.name)

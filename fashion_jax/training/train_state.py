@@ -14,7 +14,7 @@ from flax import nnx
 from fashion_jax import parallel
 from fashion_jax.training import balancing
 from fashion_jax.models import weights as pretrained
-from fashion_jax.models import build_model
+from fashion_jax.models import build_model, initialise
 
 
 class TrainState(nnx.Module):
@@ -30,23 +30,12 @@ class TrainState(nnx.Module):
     return self.ema if use_ema else self.model
 
 
-def _init_compiler_options(mesh) -> dict:
-  """Initialisation runs once, so on the CPU it is compiled without LLVM's optimisations:
-  they make its many small random-number computations ~6x slower to compile (20 s of a
-  tiny model's 24 s) and change its values by float32 rounding only (the optimised code
-  fuses some multiply-adds; tests/test_train_state.py)."""
-  if mesh.devices.flat[0].platform != "cpu":
-    return {}
-  return {"xla_backend_optimization_level": 0}
-
-
 def create(config, tasks, vocabs, mesh, tx=None):
   """(graphdef, state) of a new TrainState, replicated over `mesh`.
 
   With the optax transform `tx` it is a training state, whose backbone starts from
   `config.model.pretrained` when set; without, a model-only state for inference, to be
-  filled from a checkpoint. The state is initialised inside `jit`: compiled init is much
-  faster than op-by-op eager init of a ResNet-50, and lands directly with its sharding.
+  filled from a checkpoint (models/initialise.py says how the state is computed).
   """
   learned = balancing.BALANCERS.get(config.loss_balancing.name, balancing.Balancer).learned
   with_ema = config.get("ema_decay", 0.0) > 0
@@ -58,8 +47,7 @@ def create(config, tasks, vocabs, mesh, tx=None):
     return TrainState(model, optimizer, nnx.clone(model) if with_ema else None)
 
   graphdef, _ = nnx.split(nnx.eval_shape(build))
-  init = jax.jit(lambda: nnx.state(build()), out_shardings=parallel.replicated(mesh))
-  state = init.lower().compile(compiler_options=_init_compiler_options(mesh))()
+  state = initialise.initialised_state(build, parallel.replicated(mesh))
   if tx is not None and config.model.get("pretrained", "") not in ("", pretrained.RANDOM):
     weights = pretrained.load_backbone(config.model.pretrained, config.model.name)
     state["model"] = pretrained.apply_to_model(
