@@ -1,9 +1,13 @@
-"""Every training command in the README and docs parses into a valid config, as main would."""
+"""Every training command in the README and docs parses into a valid config, as main
+would; the README's demo table is what the demo gives."""
 
 import glob
+import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 from absl import flags
@@ -56,3 +60,43 @@ def test_documented_command_gives_a_valid_config(where, command):
   assert tasks
   for name in config.datasets:
     sources.resolve_dataset_config(config.datasets[name], f"config.datasets.{name}")
+
+
+# How far a figure of the README's demo table may move on another CPU or a new version of
+# a library: the sample's 48 validation images make each image ~0.02, and runs that differ
+# in the last bit of one operation end a few images apart. A broken model, pipeline or
+# metric moves them further.
+DEMO_TOLERANCE = {"accuracy": 0.09, "macro_f1": 0.12, "recall": 0.09}
+
+
+def _readme_demo_table() -> dict[str, float]:
+  """'val/<task>/<metric>' -> the README's figure, from its demo table."""
+  with open(os.path.join(REPO, "README.md")) as f:
+    text = f.read()
+  table = text[text.index("What the demo gives"):].split("\n\n")[1]
+  expected = {}
+  for line in table.splitlines()[2:]:
+    name, accuracy, macro_f1 = [cell.strip() for cell in line.strip("|").split("|")]
+    if name.startswith("embedding Recall@1 / @5"):
+      at_1, at_5 = accuracy.split(" / ")
+      expected.update({"val/embedding/recall_at_1": float(at_1),
+                       "val/embedding/recall_at_5": float(at_5)})
+      continue
+    for task, a, f1 in zip(name.split(" / "), accuracy.split(" / "), macro_f1.split(" / ")):
+      expected.update({f"val/{task}/accuracy": float(a), f"val/{task}/macro_f1": float(f1)})
+  return expected
+
+
+@pytest.mark.slow
+def test_the_demo_gives_the_readmes_numbers(tmp_path):
+  expected = _readme_demo_table()
+  assert len(expected) == 16, expected  # Seven tasks twice, and the embedding's two.
+  result = subprocess.run([sys.executable, "-m", "fashion_jax.main", "--config=configs/demo.py",
+                           f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(tmp_path, "final_metrics.json")) as f:
+    got = json.load(f)
+  off = {key: (value, round(got[key], 3)) for key, value in expected.items()
+         if abs(got[key] - value) > DEMO_TOLERANCE[key.split("/")[-1].split("_at_")[0]]}
+  assert not off, f"README figure vs this run, beyond {DEMO_TOLERANCE}: {off}"
