@@ -1,16 +1,21 @@
-"""The train state across versions: a checkpoint written before the state had named fields
+"""The train state: a checkpoint written before the state had named fields
 (tests/data/checkpoint_v1, made by tests/data/checkpoint_v1_make.py at commit 54f1a29:
-model, optimizer and EMA stored as parts 0, 1 and 2) still serves and still resumes."""
+model, optimizer and EMA stored as parts 0, 1 and 2) still serves and still resumes; a
+new state's unoptimised initialisation (models/initialise.py) equals the optimised one."""
 
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_config
+from fashion_jax import parallel, tasks as tasks_lib
+from fashion_jax.data import labelled
 from fashion_jax.evaluation import trained
-from fashion_jax.training import train
+from fashion_jax.models import initialise
+from fashion_jax.training import optim, train, train_state
 from fashion_jax import workdir as workdir_lib
 from fashion_jax.data.product_images import SAMPLE_DIR
 
@@ -52,12 +57,6 @@ def test_a_v1_checkpoint_resumes_training(v1_workdir):
 @pytest.mark.parametrize("name", ["resnet_tiny", *(pytest.param(n, marks=pytest.mark.slow) for n in
                                   ("efficientnet_lite_test", "vit_test", "convnext_test"))])
 def test_the_unoptimised_init_compile_gives_the_optimised_state(monkeypatch, name):
-  import jax
-  from conftest import tiny_config
-  from fashion_jax import parallel, tasks as tasks_lib
-  from fashion_jax.data import labelled
-  from fashion_jax.models import initialise
-  from fashion_jax.training import optim, train_state
   config = tiny_config()
   config.model.name = name
   config.ema_decay = 0.9
