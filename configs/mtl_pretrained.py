@@ -15,7 +15,7 @@ training stops early when validation articleType accuracy stops improving. On th
 study's split (docs/results.md: 1,327 test images, 3 seeds, 96 px) it reaches a mean
 accuracy over the seven tasks of 0.882 ± 0.001 and a mean macro-F1 of 0.669 ± 0.004,
 against 0.880 ± 0.003 and 0.641 ± 0.016 for a plain PyTorch fine-tune of the same
-weights: ahead on gender, articleType and usage, behind on baseColour (0.671 / 0.319
+weights: ahead on gender accuracy and usage macro-F1, behind on baseColour (0.671 / 0.319
 against 0.683 / 0.352). It trains in 11 minutes on a 2-core AMD EPYC CPU.
 
 Variants (`--config=configs/mtl_pretrained.py:<variant>`): `frozen_heads` trains the
