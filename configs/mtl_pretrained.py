@@ -16,7 +16,8 @@ study's split (docs/results.md: 1,327 test images, 3 seeds, 96 px) it reaches a 
 accuracy over the seven tasks of 0.882 ± 0.001 and a mean macro-F1 of 0.669 ± 0.004,
 against 0.880 ± 0.003 and 0.641 ± 0.016 for a plain PyTorch fine-tune of the same
 weights: ahead on gender accuracy and usage macro-F1, behind on baseColour (0.671 / 0.319
-against 0.683 / 0.352). It trains in 11 minutes on a 2-core AMD EPYC CPU.
+against 0.683 / 0.352). It trains in 11 minutes on a 2-core AMD EPYC CPU without AVX-512
+(configs/mtl.py: 34 minutes there).
 
 Variants (`--config=configs/mtl_pretrained.py:<variant>`): `frozen_heads` trains the
 heads alone on the frozen backbone for 300 steps, then everything with the backbone at
