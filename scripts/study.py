@@ -125,6 +125,12 @@ ROWS.update({
     "pt_one_rate_wd_1e-4": {**ONE_RATE, "optimizer.weight_decay": 1e-4},
     "pt_one_rate_no_label_smoothing": {**ONE_RATE, **NO_LABEL_SMOOTHING},
     "pt_one_rate_fixed_weights": {**ONE_RATE, "loss_balancing.name": "fixed"},
+    # Uncertainty weighting gives the task with the largest loss (baseColour) the smallest
+    # weight, and the articleType triplet loss rewards colour-invariant features: both
+    # could cost baseColour, which trails the PyTorch fine-tune's plain sum of losses.
+    "pt_one_rate_triplet_0.3": {**ONE_RATE, "tasks.embedding.weight": 0.3},
+    "pt_one_rate_fixed_weights_triplet_0.3": {**ONE_RATE, "loss_balancing.name": "fixed",
+                                              "tasks.embedding.weight": 0.3},
     # The baseline's model keeps efficientnet_lite_pytorch's drop connect 0.2 (stochastic
     # depth, scaled by block index as ours is).
     "pt_one_rate_drop_path_0.2": {**ONE_RATE, "model.drop_path_rate": 0.2},
