@@ -22,6 +22,26 @@ flags.FLAGS.mark_as_parsed()
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="fashion_jax_xla_"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The rest is compiling: without LLVM's optimisations XLA compiles a step 2-3x faster and
+# runs the suite's tiny steps about as fast; values change by float rounding only (as
+# fashion_jax.models.initialise explains). Runs whose figures a test compares with the
+# docs (tests/test_readme.py) compile as users do: `user_env()`.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def xla_flags(*flags: str) -> str:
+  """XLA_FLAGS for a subprocess of the suite: `flags` and the suite's fast compile."""
+  return " ".join((*flags, FAST_COMPILE))
+
+
+def user_env() -> dict:
+  """This environment as a user's run has it: XLA's optimisations on."""
+  env = dict(os.environ)
+  flags = env.pop("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
+  return {**env, "XLA_FLAGS": flags} if flags else env
+
+
+os.environ["XLA_FLAGS"] = xla_flags(*os.environ.get("XLA_FLAGS", "").split())
 
 from fashion_jax.config_lib import load_sibling_config  # noqa: E402
 from fashion_jax.data.product_images import SAMPLE_DIR  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 from fashion_jax.errors import ConfigError
 from fashion_jax.serving import catalog_index, index_build, label_search
 from fashion_jax.serving import runtimes
@@ -117,7 +117,7 @@ def test_index_build_command_splits_batches_over_devices(workdir, index_dir, tmp
       [sys.executable, "-m", "fashion_jax", "index", "build", f"--model={workdir}",
        "--checkpoint=latest", "--catalog=split:test", f"--out={out}", "--batch_size=7"],
       capture_output=True, text=True, timeout=300, cwd=REPO,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+      env={**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2")})
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.loads(result.stdout.strip().splitlines()[-1])["complete"]
   live, onnx = catalog_index.CatalogIndex.load(str(out)), catalog_index.CatalogIndex.load(index_dir)

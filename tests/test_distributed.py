@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 _TINY = ["--config.model.name=resnet_tiny", "--config.model.width=8",
          "--config.data.image_size=32", "--config.batch_size=16", "--config.num_train_steps=4",
@@ -33,7 +33,7 @@ def _start(workdir, steps: int, *overrides):
   for index in range(2):
     env = {**os.environ, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(index), "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = xla_flags()  # One device per process.
     args = [sys.executable, "-m", "fashion_jax.main", f"--config={REPO}/configs/demo.py",
             f"--workdir={workdir}", *_TINY, f"--config.num_train_steps={steps}", *overrides]
     processes.append(subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE,

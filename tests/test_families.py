@@ -17,7 +17,7 @@ import torch
 import torchvision
 from flax import nnx
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 from fashion_jax.models import backbones
 
 # Our name -> (timm's name, torchvision's constructor or None).
@@ -124,7 +124,7 @@ _RESUME_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("name", _TEST_VARIANTS)
 def test_trains_in_bfloat16_on_two_devices_with_stages_ema_stochastic_depth_and_resumes_bitwise(
     tmp_path, name):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+  env = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2"),
          "JAX_PLATFORMS": "cpu"}
   script = _RESUME_SCRIPT.format(tests=os.path.join(REPO, "tests"), name=name,
                                  workdir=str(tmp_path))

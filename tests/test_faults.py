@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from conftest import run_main, tiny_config
+from conftest import run_main, tiny_config, xla_flags
 from fashion_jax.training import checkpoint as checkpoint_lib
 from fashion_jax import parallel
 from fashion_jax.training import experiment, metric_window, train
@@ -170,7 +170,7 @@ def test_label_never_seen_in_training_is_masked_and_reported(product_tree, tmp_p
 @pytest.mark.slow
 def test_batch_not_divisible_by_the_devices_names_the_field(tmp_path):
   run = run_main(tmp_path / "run", "--config.batch_size=18",
-                 env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+                 env={"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=4")})
   assert run.returncode == 2
   assert "config.batch_size=18 is not divisible by the 4 devices" in run.stderr
 

@@ -13,7 +13,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from conftest import REPO
+from conftest import REPO, user_env
 from fashion_jax import tasks as tasks_lib
 from fashion_jax import validation
 from fashion_jax.data import labelled, sources
@@ -93,7 +93,7 @@ def test_the_demo_gives_the_readmes_numbers(tmp_path):
   assert len(expected) == 16, expected  # Seven tasks twice, and the embedding's two.
   result = subprocess.run([sys.executable, "-m", "fashion_jax.main", "--config=configs/demo.py",
                            f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, env=user_env())
   assert result.returncode == 0, result.stderr[-3000:]
   with open(os.path.join(tmp_path, "final_metrics.json")) as f:
     got = json.load(f)

@@ -66,7 +66,9 @@ def test_the_unoptimised_init_compile_gives_the_optimised_state(monkeypatch, nam
   tx, _ = optim.make_optimizer(config.optimizer, 100)
   assert initialise.compiler_options(jax.devices()[0].platform)  # This CPU: unoptimised.
   _, fast = train_state.create(config, tasks, vocabs, mesh, tx)
-  monkeypatch.setattr(initialise, "compiler_options", lambda platform: {})
+  # XLA's own default level, whatever XLA_FLAGS says (the suite compiles unoptimised).
+  monkeypatch.setattr(initialise, "compiler_options",
+                      lambda platform: {"xla_backend_optimization_level": 3})
   _, optimised = train_state.create(config, tasks, vocabs, mesh, tx)
   leaves, reference = jax.tree.leaves(fast), jax.tree.leaves(optimised)
   assert len(leaves) == len(reference) > 10
