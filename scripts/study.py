@@ -131,6 +131,10 @@ ROWS.update({
     "pt_one_rate_triplet_0.3": {**ONE_RATE, "tasks.embedding.weight": 0.3},
     "pt_one_rate_fixed_weights_triplet_0.3": {**ONE_RATE, "loss_balancing.name": "fixed",
                                               "tasks.embedding.weight": 0.3},
+    # Class weighting (effective number, beta 0.9) gives baseColour's rare colours up to
+    # ten times a common colour's weight; the PyTorch fine-tune weighs every row alike.
+    "pt_one_rate_no_class_weights": {**ONE_RATE,
+                                     **{f"tasks.{t}.class_weighting": "none" for t in TASKS}},
     # The baseline's model keeps efficientnet_lite_pytorch's drop connect 0.2 (stochastic
     # depth, scaled by block index as ours is).
     "pt_one_rate_drop_path_0.2": {**ONE_RATE, "model.drop_path_rate": 0.2},
