@@ -25,7 +25,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The rest is compiling: without LLVM's optimisations XLA compiles a step 2-3x faster and
 # runs the suite's tiny steps about as fast; values change by float rounding only (as
 # fashion_jax.models.initialise explains). Runs whose figures a test compares with the
-# docs (tests/test_readme.py) compile as users do: `user_env()`.
+# docs or across device counts compile as users do: `user_env()`.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
@@ -41,7 +41,12 @@ def user_env() -> dict:
   return {**env, "XLA_FLAGS": flags} if flags else env
 
 
-os.environ["XLA_FLAGS"] = xla_flags(*os.environ.get("XLA_FLAGS", "").split())
+def pytest_configure(config):
+  # Here rather than at import: scripts that tests start import this module for its
+  # helpers, and those run as `user_env()` made them.
+  del config
+  os.environ["XLA_FLAGS"] = xla_flags(*os.environ.get("XLA_FLAGS", "").split())
+
 
 from fashion_jax.config_lib import load_sibling_config  # noqa: E402
 from fashion_jax.data.product_images import SAMPLE_DIR  # noqa: E402
