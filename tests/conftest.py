@@ -24,9 +24,9 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The rest is compiling: without LLVM's optimisations XLA compiles a step 2-3x faster,
 # which outweighs the slower code on the suite's tiny steps (docs/performance.md); values
-# change by float rounding only (as
-# fashion_jax.models.initialise explains). Runs whose figures a test compares with the
-# docs or across device counts compile as users do: `user_env()`.
+# change by float rounding only (as fashion_jax.models.initialise explains). Runs whose
+# figures a test compares with the docs or across device counts compile as users do:
+# `user_env()`.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
