@@ -25,14 +25,15 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The rest is compiling: without LLVM's optimisations XLA compiles a step 2-3x faster,
 # which outweighs the slower code on the suite's tiny steps (docs/performance.md); values
 # change by float rounding only (as fashion_jax.models.initialise explains). Runs whose
-# figures a test compares with the docs or across device counts compile as users do:
-# `user_env()`.
+# figures a test compares with the docs (`user_env()`) or across device counts compile
+# as users do.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
 def xla_flags(*flags: str) -> str:
-  """XLA_FLAGS for a subprocess of the suite: `flags` and the suite's fast compile."""
-  return " ".join((*flags, FAST_COMPILE))
+  """XLA_FLAGS for a subprocess of the suite: `flags` and the suite's fast compile (once,
+  also for a pytest that a test starts)."""
+  return " ".join((*(f for f in flags if f != FAST_COMPILE), FAST_COMPILE))
 
 
 def user_env() -> dict:

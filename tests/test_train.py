@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, compiled_setup as _setup, run_main, snapshot, tiny_config, user_env
+from conftest import REPO, compiled_setup as _setup, run_main, snapshot, tiny_config
 from fashion_jax import parallel
 from fashion_jax.evaluation import evaluators
 from fashion_jax.training import train
@@ -108,7 +108,7 @@ _SHARDED_SCRIPT = textwrap.dedent("""
 def test_sharded_step_on_4_devices_matches_1_device():
   # Compiled as users compile: which hardest triplets the batch-hard loss picks turns on
   # round-off, and the unoptimised code's round-off moves its gradient norm ~2% here.
-  env = {**user_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
          "JAX_PLATFORMS": "cpu"}
   script = _SHARDED_SCRIPT.format(tests=os.path.join(REPO, "tests"))
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
