@@ -17,6 +17,9 @@ macro-F1 and n from `metrics.label_scores`, the command, the commit, the wall ti
 commit those files; the workdirs under --workdirs are scratch. fashion_jax rows run
 `python -m fashion_jax.main` then `python -m fashion_jax evaluate --checkpoint=latest`
 (the final weights, as the baseline); the baseline row runs scripts/torch_baseline.py.
+Every run trains on the train split whatever --score says, so a row recorded for one
+split is scored on the other from its workdir, without training again (the record keeps
+the first one's command and train time).
 """
 
 import argparse
@@ -162,6 +165,9 @@ EVAL_ROWS = {
     "pt_joint_ema": ("pt_joint", ["--ema"], "{score}_ema"),
     "pt_joint_lr_mult_1_no_decoding": ("pt_joint_lr_mult_1", ["--decoding=none"],
                                        "{score}_no_decoding"),
+    # Test-time flip on the pretrained recipe and its finalists.
+    **{f"{row}_flip": (row, ["--flip=true"], "{score}_flip")
+       for row in ("pt_one_rate", "pt_one_rate_no_class_weights", "pt_one_rate_wd_1e-4")},
 }
 
 
@@ -187,6 +193,16 @@ def make_split_file(data: str) -> None:
 
 def _record_path(row: str, epochs: int, seed: int, score: str) -> str:
   return os.path.join(RESULTS, "runs", f"{row}_e{epochs}_s{seed}_{score}.json")
+
+
+def _other_split_record(name: str, epochs: int, seed: int, score: str) -> dict | None:
+  """The record of the same run scored on the other split: training is the same for
+  both (every run trains on train), so its workdir is scored again, not retrained."""
+  other = _record_path(name, epochs, seed, "val" if score == "test" else "test")
+  if not os.path.exists(other):
+    return None
+  with open(other) as f:
+    return json.load(f)
 
 
 def _jax_commands(row, overrides, data, workdir, epochs, seed, score):
@@ -245,6 +261,7 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
     overrides = {**overrides, **(extra or {})}
   start = time.time()
   folder = EVAL_ROWS[row][2].format(score=score) if row in EVAL_ROWS else score
+  trained = None
   if row in EVAL_ROWS:
     _, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     train = base_record["command"].split(" ")
@@ -259,8 +276,12 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   else:
     train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     commands = [train, evaluate]
+    trained = _other_split_record(name, epochs, seed, score)
+    if trained is not None:  # Trained for the other split: only scored again.
+      train, commands = trained["command"].split(" "), [evaluate]
   print(f"{name} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
-  train_seconds = base_record["train_seconds"] if row in EVAL_ROWS else None
+  train_seconds = (base_record["train_seconds"] if row in EVAL_ROWS else
+                   trained["train_seconds"] if trained else None)
   for command in commands:
     result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     if train_seconds is None:
@@ -278,6 +299,8 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
                "commit": _git_commit(), "command": " ".join(train),
                "overrides": overrides,
                "evaluate_flags": EVAL_ROWS[row][1] if row in EVAL_ROWS else [],
+               "trained_at": (base_record if row in EVAL_ROWS else trained or {}).get(
+                   "commit", _git_commit()),
                "train_seconds": round(train_seconds),
                "total_seconds": round(time.time() - start),
                "metrics": {t: {k: metrics[t][k] for k in ("accuracy", "macro_f1", "n")}

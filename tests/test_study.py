@@ -54,10 +54,9 @@ def test_every_row_is_a_known_config_override():
     study.main()
 
 
-def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, monkeypatch):
-  """`--set data.image_size=224` reaches the training command; the record, workdir and
-  table row are `<row>@data.image_size=224`, beside the row itself."""
-  monkeypatch.setattr(study, "RESULTS", str(tmp_path))
+def _fake_runs(monkeypatch):
+  """study.subprocess.run replaced: the commands it was given; evaluate and the baseline
+  write their metrics where study.py reads them."""
   commands, real_run = [], study.subprocess.run
 
   def fake_run(command, **kwargs):
@@ -66,9 +65,10 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
     commands.append(command)
     scores = {"metrics": {t: {"accuracy": 0.5, "macro_f1": 0.25, "n": 7} for t in study.TASKS}}
     if "evaluate" in command:
-      workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
-      os.makedirs(os.path.join(workdir, "eval", "test"))
-      with open(os.path.join(workdir, "eval", "test", "metrics.json"), "w") as f:
+      flags = dict(a.split("=", 1) for a in command if a.startswith("--"))
+      out = flags.get("--out", os.path.join(flags["--workdir"], "eval", flags["--split"]))
+      os.makedirs(out, exist_ok=True)
+      with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(scores, f)
     if "scripts/torch_baseline.py" in command:
       out = next(a.split("=", 1)[1] for a in command if a.startswith("--out="))
@@ -77,6 +77,14 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
     return study.subprocess.CompletedProcess(command, 0)
 
   monkeypatch.setattr(study.subprocess, "run", fake_run)
+  return commands
+
+
+def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, monkeypatch):
+  """`--set data.image_size=224` reaches the training command; the record, workdir and
+  table row are `<row>@data.image_size=224`, beside the row itself."""
+  monkeypatch.setattr(study, "RESULTS", str(tmp_path))
+  commands = _fake_runs(monkeypatch)
   extra = study.parse_sets(["config.data.image_size=224", "batch_size=256"])
   assert study.variant(extra) == "@batch_size=256,data.image_size=224"
   assert study.variant({"model.pretrained": "w/r50"}) == "@model.pretrained=w_r50"
@@ -103,3 +111,27 @@ def test_a_row_with_set_overrides_runs_and_reports_as_its_own_variant(tmp_path, 
   train = next(c for c in reversed(commands) if "fashion_jax.main" in c)
   assert "--config=configs/mtl_pretrained.py:linear_probe" in train
   assert not any(a.startswith("--config.config") for a in train)
+
+
+def test_a_run_recorded_on_one_split_is_scored_on_the_other_without_training(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(study, "RESULTS", str(tmp_path))
+  commands = _fake_runs(monkeypatch)
+  work = str(tmp_path / "work")
+  study.run_row("pt_one_rate", "/data", work, 8, 1, "val")
+  assert [c[2] for c in commands] == ["fashion_jax.main", "fashion_jax"]
+  with open(tmp_path / "runs" / "pt_one_rate_e8_s1_val.json") as f:
+    val = json.load(f)
+  del commands[:]
+  study.run_row("pt_one_rate", "/data", work, 8, 1, "test")
+  study.run_row("pt_one_rate_flip", "/data", work, 8, 1, "test")
+  # Two evaluations of the one workdir, the second flipped into its own folder.
+  assert [c[2] for c in commands] == ["fashion_jax", "fashion_jax"]
+  assert "--split=test" in commands[0] and "--flip=true" in commands[1]
+  assert f"--workdir={work}/pt_one_rate_e8_s1" in commands[1]
+  for name in ("pt_one_rate_e8_s1_test.json", "pt_one_rate_flip_e8_s1_test.json"):
+    with open(tmp_path / "runs" / name) as f:
+      record = json.load(f)
+    assert (record["command"], record["train_seconds"]) == (val["command"],
+                                                            val["train_seconds"])
+    assert record["trained_at"] == val["commit"]
