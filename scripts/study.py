@@ -108,14 +108,18 @@ CONFIG = "config"
 # against the PyTorch fine-tune of the same weights (torch_lite0_pretrained).
 # Its default (frozen heads stage, backbone lr x0.1, parents decoded) and its `one_rate`
 # variant (everything from the first step at one rate, parents undecoded).
-PRETRAINED = {CONFIG: "configs/mtl_pretrained.py:frozen_heads"}
-ONE_RATE = {CONFIG: "configs/mtl_pretrained.py:one_rate"}
+# Scored without the mirror-image average the config now makes (test_time_flip): the
+# `_flip` rows of EVAL_ROWS score the same workdirs with it.
+NO_FLIP = {"test_time_flip": False}
+PRETRAINED = {CONFIG: "configs/mtl_pretrained.py:frozen_heads", **NO_FLIP}
+ONE_RATE = {CONFIG: "configs/mtl_pretrained.py:one_rate", **NO_FLIP}
 DECODED = {"hierarchy_decoding": "bottom_up"}
 ROWS.update({
     "torch_lite0_pretrained": None,
     "pt": PRETRAINED,
     "pt_joint": {**ONE_RATE, **DECODED, "optimizer.backbone_lr_multiplier": 0.1},
-    "pt_linear_probe": {CONFIG: "configs/mtl_pretrained.py:linear_probe", **DECODED},
+    "pt_linear_probe": {CONFIG: "configs/mtl_pretrained.py:linear_probe", **DECODED,
+                        **NO_FLIP},
     "pt_joint_lr_mult_1": {**ONE_RATE, **DECODED},
     "pt_joint_lr_mult_0.3": {**ONE_RATE, **DECODED, "optimizer.backbone_lr_multiplier": 0.3},
     "pt_lr_mult_1": {**PRETRAINED, "optimizer.backbone_lr_multiplier": 1.0},
