@@ -2,7 +2,9 @@ r"""Your own catalog: a product table (CSV, TSV, JSON lines or Parquet) with ima
 the tasks named on the command line, fine-tuned from the ImageNet EfficientNet-Lite0 that
 pip installs (configs/mtl_pretrained.py's recipe, 96 px: every layer from the first step
 at one learning rate, so no stage has a step count that a small shop's run could be
-shorter than): a shop's few thousand photos need pretrained features most.
+shorter than; predictions average each photo with its mirror image, at twice the
+inference cost: --config.test_time_flip=false turns that off): a shop's few thousand
+photos need pretrained features most.
 
     python -m fashion_jax.main --config=configs/catalog.py --workdir=runs/shop \
         --config.datasets.catalog.root=/data/shop/products.csv \
