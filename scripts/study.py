@@ -199,13 +199,12 @@ def _record_path(row: str, epochs: int, seed: int, score: str) -> str:
   return os.path.join(RESULTS, "runs", f"{row}_e{epochs}_s{seed}_{score}.json")
 
 
-def _other_split_record(name: str, epochs: int, seed: int, score: str) -> dict | None:
-  """The record of the same run scored on the other split: training is the same for
-  both (every run trains on train), so its workdir is scored again, not retrained."""
-  other = _record_path(name, epochs, seed, "val" if score == "test" else "test")
-  if not os.path.exists(other):
+def _read_record(name: str, epochs: int, seed: int, score: str) -> dict | None:
+  """A finished row's record, or None."""
+  path = _record_path(name, epochs, seed, score)
+  if not os.path.exists(path):
     return None
-  with open(other) as f:
+  with open(path) as f:
     return json.load(f)
 
 
@@ -254,8 +253,7 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   if row in EVAL_ROWS:  # Trains (or finds) its base row, then scores it another way.
     base, eval_flags, folder = EVAL_ROWS[row]
     run_row(base, data, workdirs, epochs, seed, score, extra)
-    with open(_record_path(base + variant(extra), epochs, seed, score)) as f:
-      base_record = json.load(f)
+    base_record = _read_record(base + variant(extra), epochs, seed, score)
   workdir = os.path.join(workdirs, f"{EVAL_ROWS[row][0] if row in EVAL_ROWS else row}"
                                    f"{variant(extra)}_e{epochs}_s{seed}")
   os.makedirs(workdir, exist_ok=True)
@@ -280,8 +278,10 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   else:
     train, evaluate = _jax_commands(row, overrides, data, workdir, epochs, seed, score)
     commands = [train, evaluate]
-    trained = _other_split_record(name, epochs, seed, score)
-    if trained is not None:  # Trained for the other split: only scored again.
+    # Every run trains on the train split, so one recorded for the other split is only
+    # scored again.
+    trained = _read_record(name, epochs, seed, "val" if score == "test" else "test")
+    if trained is not None:
       train, commands = trained["command"].split(" "), [evaluate]
   print(f"{name} e{epochs} s{seed} {score}: {' '.join(train)}", flush=True)
   train_seconds = (base_record["train_seconds"] if row in EVAL_ROWS else
@@ -298,13 +298,14 @@ def run_row(row: str, data: str, workdirs: str, epochs: int, seed: int, score: s
   with open(metrics_file) as f:
     metrics = json.load(f)["metrics"]
   os.makedirs(os.path.dirname(record), exist_ok=True)
+  commit = _git_commit()
   with open(record, "w") as f:
     json.dump({"row": name, "epochs": epochs, "seed": seed, "score": score,
-               "commit": _git_commit(), "command": " ".join(train),
+               "commit": commit, "command": " ".join(train),
                "overrides": overrides,
                "evaluate_flags": EVAL_ROWS[row][1] if row in EVAL_ROWS else [],
                "trained_at": (base_record if row in EVAL_ROWS else trained or {}).get(
-                   "commit", _git_commit()),
+                   "commit", commit),
                "train_seconds": round(train_seconds),
                "total_seconds": round(time.time() - start),
                "metrics": {t: {k: metrics[t][k] for k in ("accuracy", "macro_f1", "n")}
